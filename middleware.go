@@ -1,0 +1,209 @@
+package runtimeid
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+// route is one protected route's settings.
+type route struct {
+	name            string
+	sensitivity     Sensitivity
+	allowQueryToken bool
+	failOpen        bool
+}
+
+// RouteOption changes how [Engine.Protect] treats one route.
+type RouteOption func(*route)
+
+// AllowQueryToken accepts the token from the access_token query parameter
+// (RFC 6750 section 2.3) on this route. Tokens in URLs end up in logs and
+// browser history, so every other route refuses them with
+// invalid_request.
+func AllowQueryToken() RouteOption { return func(r *route) { r.allowQueryToken = true } }
+
+// FailOpen lets requests to this route proceed when a collector, evaluator
+// or the policy fails. The failure is still audited and the decision says
+// FailedOpen. Token errors are never let through.
+func FailOpen() RouteOption { return func(r *route) { r.failOpen = true } }
+
+// Middleware evaluates every request before next runs. The action is the
+// matched route pattern (see [Config.RoutePattern]) and its sensitivity
+// comes from [Config.Sensitivities]. Requests that may not proceed get the
+// [Config.Enforcer]'s response; the others reach next with the evaluation
+// in their context (see [FromContext]).
+func (e *Engine) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pattern := r.Pattern
+		if e.cfg.RoutePattern != nil {
+			pattern = e.cfg.RoutePattern(r)
+		}
+		rt := route{name: pattern, sensitivity: e.cfg.Sensitivities[pattern]}
+		if pattern == "" {
+			rt.name = "unmatched"
+		}
+		e.serve(w, r, next, &rt, pattern)
+	})
+}
+
+// Protect returns middleware for one handler, evaluated as the action name
+// with its own sensitivity, whatever the router. Use it to wrap the few
+// handlers that matter, or to name actions better than route patterns do.
+func (e *Engine) Protect(name string, s Sensitivity, opts ...RouteOption) func(http.Handler) http.Handler {
+	rt := route{name: name, sensitivity: s}
+	for _, o := range opts {
+		o(&rt)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			pattern := r.Pattern
+			if e.cfg.RoutePattern != nil {
+				pattern = e.cfg.RoutePattern(r)
+			}
+			e.serve(w, r, next, &rt, pattern)
+		})
+	}
+}
+
+// EvaluateRequest runs the pipeline for an HTTP request as the named action
+// without writing a response. Adapters use it; most code wants
+// [Engine.Middleware] or [Engine.Protect].
+func (e *Engine) EvaluateRequest(r *http.Request, a Action, opts ...RouteOption) *Evaluation {
+	rt := route{name: a.Name, sensitivity: a.Sensitivity}
+	for _, o := range opts {
+		o(&rt)
+	}
+	return e.evaluateHTTP(r, &rt, a.Route)
+}
+
+func (e *Engine) serve(w http.ResponseWriter, r *http.Request, next http.Handler, rt *route, pattern string) {
+	ev := e.evaluateHTTP(r, rt, pattern)
+	if e.cfg.Enforcer == nil {
+		// New cannot require an enforcer, since Evaluate needs none;
+		// without one, nothing but a clean allow may pass.
+		if ev.Decision.Outcome != Allow || ev.Err != nil && !ev.Decision.FailedOpen {
+			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+			return
+		}
+	} else if !e.cfg.Enforcer.Enforce(w, r, ev) {
+		return
+	}
+	next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), ev)))
+}
+
+func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evaluation {
+	ctx := r.Context()
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	ev := &Evaluation{
+		Time:    e.now(),
+		Request: r,
+		Action:  Action{Name: rt.name, Sensitivity: rt.sensitivity, Method: method, Route: pattern},
+	}
+	ev.Signals.Device.UserAgent = truncate(r.Header.Get("User-Agent"), MaxUserAgent)
+
+	var id *Identity
+	var tokErr *TokenError
+	if e.verifier != nil {
+		var raw string
+		raw, tokErr = e.bearerToken(r, rt.allowQueryToken)
+		if tokErr == nil {
+			id, tokErr = e.verifier.verify(ctx, raw, ev.Time)
+		}
+	}
+	e.run(ctx, ev, id, tokErr, rt.failOpen)
+	return ev
+}
+
+// bearerToken takes the token from exactly one Authorization header (RFC
+// 6750 section 2.1), or from the query on routes that allow it. Two ways
+// at once, or two headers, are invalid_request (section 3.1): a proxy and
+// the application could otherwise each read a different token.
+func (e *Engine) bearerToken(r *http.Request, allowQuery bool) (string, *TokenError) {
+	headers := r.Header.Values("Authorization")
+	query := ""
+	if r.URL != nil && strings.Contains(r.URL.RawQuery, "access_token") {
+		q := r.URL.Query()
+		if vals, ok := q["access_token"]; ok {
+			if !allowQuery {
+				return "", &TokenError{Code: CodeRequestInvalid, Detail: "access token in query string refused"}
+			}
+			if len(vals) != 1 {
+				return "", &TokenError{Code: CodeRequestInvalid, Detail: "more than one access_token parameter"}
+			}
+			query = vals[0]
+		}
+	}
+
+	switch {
+	case len(headers) > 1:
+		return "", &TokenError{Code: CodeRequestInvalid, Detail: "more than one Authorization header"}
+	case len(headers) == 1 && query != "":
+		return "", &TokenError{Code: CodeRequestInvalid, Detail: "access token sent more than one way"}
+	case query != "":
+		return e.checkSize(query)
+	case len(headers) == 0:
+		return "", &TokenError{Code: CodeTokenMissing, Detail: "no access token"}
+	}
+
+	h := headers[0]
+	if len(h) > e.cfg.Token.MaxSize+len("Bearer ")+16 {
+		return "", &TokenError{Code: CodeTokenTooLarge, Detail: "authorization header too large"}
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", &TokenError{Code: CodeTokenMalformed, Detail: "authorization scheme is not Bearer"}
+	}
+	return e.checkSize(strings.TrimLeft(token, " "))
+}
+
+func (e *Engine) checkSize(token string) (string, *TokenError) {
+	switch {
+	case token == "":
+		return "", &TokenError{Code: CodeTokenMalformed, Detail: "empty token"}
+	case len(token) > e.cfg.Token.MaxSize:
+		return "", &TokenError{Code: CodeTokenTooLarge, Detail: "token too large"}
+	}
+	return token, nil
+}
+
+type contextKey struct{}
+
+// NewContext returns a copy of ctx that carries the evaluation.
+func NewContext(ctx context.Context, ev *Evaluation) context.Context {
+	return context.WithValue(ctx, contextKey{}, ev)
+}
+
+// FromContext returns the evaluation of the request that ctx belongs to,
+// or nil outside a protected handler. Treat it as read-only.
+func FromContext(ctx context.Context) *Evaluation {
+	ev, _ := ctx.Value(contextKey{}).(*Evaluation)
+	return ev
+}
+
+// DecisionFrom returns the decision for ctx's request, or nil.
+func DecisionFrom(ctx context.Context) *Decision {
+	if ev := FromContext(ctx); ev != nil {
+		return &ev.Decision
+	}
+	return nil
+}
+
+// IdentityFrom returns the verified identity of ctx's request, or nil.
+func IdentityFrom(ctx context.Context) *Identity {
+	if ev := FromContext(ctx); ev != nil {
+		return ev.Identity
+	}
+	return nil
+}
+
+// SignalsFrom returns the signals of ctx's request, or nil.
+func SignalsFrom(ctx context.Context) *Signals {
+	if ev := FromContext(ctx); ev != nil {
+		return &ev.Signals
+	}
+	return nil
+}
