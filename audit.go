@@ -36,7 +36,7 @@ func (e *Engine) audit(ctx context.Context, ev *Evaluation) {
 		slog.String("rule", d.Rule),
 		slog.String("reason", d.Reason),
 		slog.Float64("score", round3(ev.Assessment.Score)),
-		slog.String("level", ev.Assessment.Level.String()),
+		slog.String("risk_level", ev.Assessment.Level.String()),
 		slog.Any("findings", ev.Assessment.Codes()),
 		slog.String("action", ev.Action.Name),
 		slog.String("sensitivity", ev.Action.Sensitivity.String()),
