@@ -118,8 +118,9 @@ type RemoteKeySource struct {
 
 // fetchCall is one fetch that any number of callers may wait for.
 type fetchCall struct {
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	err    error
+	joined int // callers that found it running; guarded by the source's mu
 }
 
 var (
@@ -272,6 +273,7 @@ func (s *RemoteKeySource) Refresh(ctx context.Context) error {
 // ever runs at a time. s.mu must be held.
 func (s *RemoteKeySource) startLocked() *fetchCall {
 	if s.inflight != nil {
+		s.inflight.joined++
 		return s.inflight
 	}
 	call := &fetchCall{done: make(chan struct{})}
@@ -404,9 +406,13 @@ func (s *RemoteKeySource) refreshLoop() {
 	}
 }
 
-// fetches returns how many fetches were started, for tests.
-func (s *RemoteKeySource) fetches() int {
+// fetches returns how many fetches were started, and how many callers
+// joined the one running now, for tests.
+func (s *RemoteKeySource) fetches() (started, joined int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fetchesTotal
+	if s.inflight != nil {
+		joined = s.inflight.joined
+	}
+	return s.fetchesTotal, joined
 }

@@ -220,7 +220,8 @@ func decodeClaims(p64 string) (map[string]any, *TokenError) {
 }
 
 // identity checks the registered claims (RFC 7519 section 4.1) in the
-// order iss, aud, exp, nbf, iat, sub, then reads the others.
+// order iss, exp, nbf, iat, aud, sub, then reads the others. A claim of
+// the wrong JSON type is refused before any of them is compared.
 func (v *tokenVerifier) identity(c map[string]any, now time.Time) (*Identity, *TokenError) {
 	r := claimReader{claims: c}
 	id := &Identity{Claims: c}
@@ -257,14 +258,12 @@ func (v *tokenVerifier) identity(c map[string]any, now time.Time) (*Identity, *T
 	return id, nil
 }
 
-// check applies the configured issuer and audience, and the lifetime with
-// the clock skew in the token's favour.
+// check applies the configured issuer, the lifetime with the clock skew
+// in the token's favour, and the configured audiences.
 func (v *tokenVerifier) check(id *Identity, now time.Time) *TokenError {
 	switch {
 	case id.Issuer != v.cfg.Issuer:
 		return tokenErr(CodeTokenIssuer, "issuer not accepted", nil)
-	case !v.audienceOK(id.Audience):
-		return tokenErr(CodeTokenAudience, "audience not accepted", nil)
 	case id.Expiry.IsZero():
 		return tokenErr(CodeTokenClaims, "exp claim required", nil)
 	case !now.Before(id.Expiry.Add(v.skew)):
@@ -273,6 +272,8 @@ func (v *tokenVerifier) check(id *Identity, now time.Time) *TokenError {
 		return tokenErr(CodeTokenNotYetValid, "token not yet valid", nil)
 	case now.Add(v.skew).Before(id.IssuedAt):
 		return tokenErr(CodeTokenIssuedLater, "token issued in the future", nil)
+	case !v.audienceOK(id.Audience):
+		return tokenErr(CodeTokenAudience, "audience not accepted", nil)
 	case id.Subject == "":
 		return tokenErr(CodeTokenClaims, "sub claim required", nil)
 	}
