@@ -89,6 +89,13 @@ func (c *TokenConfig) check() error {
 }
 
 // joseHeader is the part of the protected header the verifier reads.
+// Keys named by jku, jwk, x5u or x5c headers are never used: the key
+// comes from the [KeySource] only.
+//
+// TODO: typ is not checked. RFC 9068 section 4 asks resource servers to
+// require "at+jwt", which would stop an ID token of the same issuer being
+// replayed as an access token, but many issuers still send "JWT"; it
+// needs a TokenConfig field, which the lead owns.
 type joseHeader struct {
 	Alg  string          `json:"alg"`
 	Kid  string          `json:"kid"`
