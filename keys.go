@@ -229,7 +229,9 @@ func StaticKeys(set jwk.Set) (KeySource, error) {
 }
 
 // VerificationKey implements [KeySource].
-func (s *staticKeys) VerificationKey(ctx context.Context, kid string) (jwk.Key, jwa.SignatureAlgorithm, error) {
+func (s *staticKeys) VerificationKey(
+	ctx context.Context, kid string,
+) (jwk.Key, jwa.SignatureAlgorithm, error) {
 	pk, err := s.set.lookup(kid)
 	if err != nil {
 		return nil, "", err

@@ -139,7 +139,9 @@ var (
 // A token whose kid is not in the set triggers a refresh at most once per
 // MinRefreshInterval, and the request waits for it up to UnknownKeyWait;
 // requests for known kids never wait on the network.
-func RemoteKeys(ctx context.Context, rawURL string, opts RemoteKeysOptions) (*RemoteKeySource, error) {
+func RemoteKeys(
+	ctx context.Context, rawURL string, opts RemoteKeysOptions,
+) (*RemoteKeySource, error) {
 	if err := checkKeysURL(rawURL); err != nil {
 		return nil, err
 	}
@@ -188,7 +190,9 @@ func (s *RemoteKeySource) Close() error {
 
 // VerificationKey implements [KeySource]. A known kid is answered from
 // memory; see [RemoteKeys] for an unknown one.
-func (s *RemoteKeySource) VerificationKey(ctx context.Context, kid string) (jwk.Key, jwa.SignatureAlgorithm, error) {
+func (s *RemoteKeySource) VerificationKey(
+	ctx context.Context, kid string,
+) (jwk.Key, jwa.SignatureAlgorithm, error) {
 	pk, err := s.pinnedKey(ctx, kid)
 	if err != nil {
 		return nil, "", err

@@ -105,7 +105,9 @@ type joseHeader struct {
 // verify checks raw as of now and returns its identity. The steps run
 // cheapest first, and nothing the header says is trusted before the
 // signature is checked, except the kid used to find the key.
-func (v *tokenVerifier) verify(ctx context.Context, raw string, now time.Time) (*Identity, *TokenError) {
+func (v *tokenVerifier) verify(
+	ctx context.Context, raw string, now time.Time,
+) (*Identity, *TokenError) {
 	// 1. Size and shape, before any decoding: compact JWS only (RFC 7515
 	// section 7.1). Five segments would be a JWE, which is refused.
 	if len(raw) > v.maxSize {
