@@ -143,10 +143,18 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (*Evaluation, error) {
 	return ev, ev.Err
 }
 
-func (e *Engine) verifyToken(ctx context.Context, raw string, now time.Time) (*Identity, *TokenError) {
+// verifyToken verifies raw. A panic in a [KeySource] becomes a token error,
+// so a broken key source refuses tokens instead of crashing the request.
+func (e *Engine) verifyToken(ctx context.Context, raw string, now time.Time) (id *Identity, te *TokenError) {
 	if e.verifier == nil {
 		return nil, nil
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			id, te = nil, &TokenError{Code: CodeTokenUnknownKey, Detail: "verification keys unavailable",
+				Err: fmt.Errorf("key source panicked: %v", p)}
+		}
+	}()
 	return e.verifier.verify(ctx, raw, now)
 }
 

@@ -111,7 +111,7 @@ func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evalu
 		var raw string
 		raw, tokErr = e.bearerToken(r, rt.allowQueryToken)
 		if tokErr == nil {
-			id, tokErr = e.verifier.verify(ctx, raw, ev.Time)
+			id, tokErr = e.verifyToken(ctx, raw, ev.Time)
 		}
 	}
 	e.run(ctx, ev, id, tokErr, rt.failOpen)
