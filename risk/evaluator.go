@@ -330,30 +330,35 @@ func place(country string) string {
 }
 
 // network reports an anonymizing network, with the weight of the
-// strongest flag set.
+// strongest specific flag set. Anonymous is set with any of them, so it
+// counts only when no specific flag is.
 func (e *Evaluator) network(fs *findings, n *runtimeid.NetworkSignals) {
 	w := &e.opts.Weights
 	flags := []struct {
 		set  bool
 		w    float64
-		name string
+		what string
 	}{
-		{n.Tor, w.Tor, "Tor exit node"},
-		{n.PublicProxy, w.PublicProxy, "public proxy"},
-		{n.ResidentialProxy, w.ResidentialProxy, "residential proxy"},
-		{n.VPN, w.VPN, "VPN"},
-		{n.Hosting, w.Hosting, "hosting provider"},
-		{n.Anonymous, w.Anonymous, "anonymizing network"},
+		{n.Tor, w.Tor, "through a Tor exit node"},
+		{n.PublicProxy, w.PublicProxy, "through a public proxy"},
+		{n.ResidentialProxy, w.ResidentialProxy, "through a residential proxy"},
+		{n.VPN, w.VPN, "through a VPN"},
+		{n.Hosting, w.Hosting, "from a hosting provider"},
 	}
 	best := -1
+	specific := false
 	for i, f := range flags {
+		specific = specific || f.set
 		if f.set && f.w >= 0 && (best < 0 || f.w > flags[best].w) {
 			best = i
 		}
 	}
-	if best >= 0 {
+	switch {
+	case best >= 0:
 		f := flags[best]
-		fs.add(CodeAnonymousNetwork, f.w, "client address is a "+f.name)
+		fs.add(CodeAnonymousNetwork, f.w, "request comes "+f.what)
+	case n.Anonymous && !specific:
+		fs.add(CodeAnonymousNetwork, w.Anonymous, "request comes through an anonymizing network")
 	}
 }
 
