@@ -206,7 +206,9 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // anonymous_network, bot_user_agent, stale_authentication. An
 // unauthenticated evaluation (nil identity) gets only the findings
 // that need no baseline.
-func (e *Evaluator) Assess(ctx context.Context, ev *runtimeid.Evaluation) ([]runtimeid.Finding, error) {
+func (e *Evaluator) Assess(
+	ctx context.Context, ev *runtimeid.Evaluation,
+) ([]runtimeid.Finding, error) {
 	o := observe(ev)
 	key, known := subjectKey(ev.Identity)
 
@@ -300,6 +302,11 @@ func describeDevice(d *runtimeid.DeviceSignals) string {
 // faster than anyone travels. Both positions are uncertain by their
 // radius, so the distance used is the shortest one consistent with
 // both: the great-circle distance less the two radii.
+//
+// TODO: a user who switches a VPN on or off moves, as far as
+// geolocation knows, in an instant; the finding is then reported
+// together with anonymous_network, and a policy may want to weigh the
+// pair differently. The evaluator does not.
 func (e *Evaluator) travel(fs *findings, p *Profile, o *observation) {
 	if p == nil || p.Location.Time.IsZero() || !o.hasLocation {
 		return
@@ -384,7 +391,7 @@ func (e *Evaluator) staleAuth(fs *findings, ev *runtimeid.Evaluation) {
 	var detail string
 	switch {
 	case !s.HasAuthTime:
-		detail = "token has no auth_time; high-sensitivity actions need an authentication within " +
+		detail = "token has no auth_time; high-sensitivity actions need one within " +
 			limit.String()
 	case s.SinceAuth > limit:
 		detail = fmt.Sprintf("authenticated %s ago; high-sensitivity actions need one within %s",

@@ -290,7 +290,7 @@ func TestAssess(t *testing.T) {
 			}),
 			want: []runtimeid.Finding{
 				finding(CodeStaleAuthentication, 0.3,
-					"token has no auth_time; high-sensitivity actions need an authentication within 12h0m0s"),
+					"token has no auth_time; high-sensitivity actions need one within 12h0m0s"),
 			},
 		},
 		{
@@ -389,10 +389,14 @@ func TestNewEvaluatorErrors(t *testing.T) {
 		opts  Options
 		field string
 	}{
-		{"nil store", nil, Options{}, "risk.NewEvaluator store"},
-		{"negative speed", NewMemoryStore(), Options{MaxSpeedKMH: -1}, "risk.Options.MaxSpeedKMH"},
-		{"infinite travel", NewMemoryStore(), Options{MinTravelKM: inf()}, "risk.Options.MinTravelKM"},
-		{"negative stale", NewMemoryStore(), Options{StaleAfter: -time.Hour}, "risk.Options.StaleAfter"},
+		{"nil store", nil, Options{},
+			"risk.NewEvaluator store"},
+		{"negative speed", NewMemoryStore(), Options{MaxSpeedKMH: -1},
+			"risk.Options.MaxSpeedKMH"},
+		{"infinite travel", NewMemoryStore(), Options{MinTravelKM: inf()},
+			"risk.Options.MinTravelKM"},
+		{"negative stale", NewMemoryStore(), Options{StaleAfter: -time.Hour},
+			"risk.Options.StaleAfter"},
 		{"weight above 1", NewMemoryStore(), Options{Weights: Weights{Bot: 1.5}},
 			"risk.Options.Weights.Bot"},
 		{"NaN weight", NewMemoryStore(), Options{Weights: Weights{Hosting: nan()}},

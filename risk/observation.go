@@ -51,6 +51,9 @@ func observe(ev *runtimeid.Evaluation) observation {
 
 // subjectKey is the store key of the identity's subject, or false for
 // an unauthenticated evaluation.
+//
+// BUG: the issuer is not part of the key, so two issuers that assign
+// the same sub share a baseline. The engine accepts one issuer today.
 func subjectKey(id *runtimeid.Identity) (string, bool) {
 	if id == nil || id.Subject == "" {
 		return "", false
@@ -68,6 +71,11 @@ func subjectKey(id *runtimeid.Identity) (string, bool) {
 // but is not a new device. The hash keeps device cookies out of the
 // profile, and SHA-256 keeps anyone from choosing an ID or user agent
 // that lands on a known device's key.
+//
+// TODO: the major version is part of the key as specified, so every
+// browser's major update (every four weeks for Chrome and Firefox)
+// makes a known device look new once. Treating a higher major version
+// of a known browser, OS and type as the same device would fix it.
 func deviceKey(d *runtimeid.DeviceSignals) (uint64, bool) {
 	var parts []string
 	switch {

@@ -71,6 +71,10 @@ func (s *MemoryStore) Len() int {
 // LRUStore is a [Store] that holds at most a fixed number of subjects,
 // forgetting the one least recently read or updated to make room. A
 // forgotten subject starts again from a cold start.
+//
+// TODO: one mutex guards every subject, so under many cores the lock is
+// the bottleneck; sharding by subject would spread it, at the price of
+// a bound enforced per shard rather than exactly.
 type LRUStore struct {
 	// mu guards profiles: an update's read, change and write are one
 	// step, and the LRU list itself is not safe for concurrent use.
@@ -82,7 +86,8 @@ type LRUStore struct {
 // subjects, which must be positive.
 func NewLRUStore(maxSubjects int) (*LRUStore, error) {
 	if maxSubjects <= 0 {
-		return nil, configError("NewLRUStore maxSubjects", fmt.Sprintf("must be positive, not %d", maxSubjects))
+		reason := fmt.Sprintf("must be positive, not %d", maxSubjects)
+		return nil, configError("NewLRUStore maxSubjects", reason)
 	}
 	l, err := simplelru.NewLRU[string, *Profile](maxSubjects, nil)
 	if err != nil {

@@ -253,7 +253,9 @@ func TestDeviceKey(t *testing.T) {
 		with(chrome, func(d *runtimeid.DeviceSignals) { d.Type = "mobile" }),
 		with(chrome, func(d *runtimeid.DeviceSignals) { d.ID = "dev-1" }),
 		// The length prefix keeps shifted boundaries apart.
-		with(chrome, func(d *runtimeid.DeviceSignals) { d.Browser, d.BrowserVersion = "Chrome1", "20" }),
+		with(chrome, func(d *runtimeid.DeviceSignals) {
+			d.Browser, d.BrowserVersion = "Chrome1", "20"
+		}),
 	}
 	for _, d := range different {
 		k, ok := deviceKey(&d)
