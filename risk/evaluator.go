@@ -210,18 +210,12 @@ func (e *Evaluator) Assess(
 	ctx context.Context, ev *runtimeid.Evaluation,
 ) ([]runtimeid.Finding, error) {
 	o := observe(ev)
-	key, known := subjectKey(ev.Identity)
-
-	var p *Profile
-	if known {
-		var err error
-		if p, err = e.store.Get(ctx, key); err != nil {
+	var fs findings
+	if key, ok := subjectKey(ev.Identity); ok {
+		p, err := e.store.Get(ctx, key)
+		if err != nil {
 			return nil, fmt.Errorf("risk: read profile: %w", err)
 		}
-	}
-
-	var fs findings
-	if known {
 		e.baseline(&fs, p, &o, &ev.Signals.Device)
 		e.travel(&fs, p, &o)
 	}
