@@ -63,8 +63,11 @@ func program(env *cel.Env, expr string) (cel.Program, error) {
 func compileError(errs []*common.Error) error {
 	msgs := make([]string, 0, len(errs))
 	for _, e := range errs {
-		msgs = append(msgs, fmt.Sprintf("%d:%d: %s",
-			e.Location.Line(), e.Location.Column()+1, e.Message))
+		msg := e.Message
+		if line := e.Location.Line(); line > 0 {
+			msg = fmt.Sprintf("%d:%d: %s", line, e.Location.Column()+1, msg)
+		}
+		msgs = append(msgs, msg)
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
