@@ -53,7 +53,6 @@ func program(env *cel.Env, expr string) (cel.Program, error) {
 	}
 	return env.Program(ast,
 		cel.CostLimit(RuleCostLimit),
-		cel.InterruptCheckFrequency(100),
 		cel.EvalOptions(cel.OptOptimize),
 	)
 }

@@ -196,8 +196,14 @@ func (p *Policy) decision(win int) runtimeid.Decision {
 	return d
 }
 
+// match evaluates the rule. RuleCostLimit bounds how long one rule can
+// run, so the context is checked between rules rather than inside them:
+// CEL's own interrupt checks cost an allocated context per evaluation.
 func (r *compiled) match(ctx context.Context, act *activation) (bool, error) {
-	out, _, err := r.prg.ContextEval(ctx, act)
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("%w: rule %q: %w", ErrEvaluation, r.Name, err)
+	}
+	out, _, err := r.prg.Eval(act)
 	if err != nil {
 		return false, fmt.Errorf("%w: rule %q: %w", ErrEvaluation, r.Name, err)
 	}

@@ -229,12 +229,10 @@ func TestDecideErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrEvaluation)
 	assert.Contains(t, err.Error(), "cost limit exceeded")
 
-	// A cancelled context stops it as well.
+	// A cancelled context stops the evaluation before the next rule.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	loop := mustNew(t, Rule{Name: "loop", Outcome: runtimeid.Block,
-		When: `risk.findings.all(a, a == "")`})
-	_, err = loop.Decide(ctx, ev)
+	_, err = p.Decide(ctx, ev)
 	require.ErrorIs(t, err, ErrEvaluation)
 	assert.True(t, errors.Is(err, context.Canceled), err.Error())
 }
