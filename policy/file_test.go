@@ -198,6 +198,13 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"version":1,"rules":[{"name":"a","when":"[1,2].all(x, x > 0)","outcome":"allow"}]}`))
 	f.Add([]byte("a: &a [*a, *a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		start := time.Now()
+		defer func() {
+			// Loading is bounded too: no input may take long.
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		}()
 		p, err := Parse(data, "fuzz.yaml")
 		if err != nil {
 			require.ErrorIs(t, err, ErrInvalid)
