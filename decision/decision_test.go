@@ -23,7 +23,8 @@ func enforcer(t testing.TB, opts Options) *Enforcer {
 
 func tokenErr(code, detail string) *runtimeid.Evaluation {
 	return &runtimeid.Evaluation{
-		Err:      &runtimeid.TokenError{Code: code, Detail: detail, Err: errors.New("secret internals")},
+		Err: &runtimeid.TokenError{Code: code, Detail: detail,
+			Err: errors.New("secret internals")},
 		Decision: runtimeid.Decision{Outcome: runtimeid.Block, Rule: "token", Reason: code},
 	}
 }
@@ -41,7 +42,8 @@ type response struct {
 }
 
 func TestEnforce(t *testing.T) {
-	stepUp := &runtimeid.StepUp{ACRValues: []string{"urn:a", "urn:b"}, MaxAge: 5*time.Minute + 900*time.Millisecond}
+	stepUp := &runtimeid.StepUp{ACRValues: []string{"urn:a", "urn:b"},
+		MaxAge: 5*time.Minute + 900*time.Millisecond}
 	problem := func(status int, auth, body string) response {
 		h := http.Header{
 			"Content-Type":           {"application/problem+json"},

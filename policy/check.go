@@ -57,7 +57,8 @@ func checkSpec(spec Spec, src *source) error {
 	case spec.Default > runtimeid.Block:
 		return src.specError("default", fmt.Sprintf("unknown outcome %d", spec.Default))
 	case len(spec.Rules) > MaxRules:
-		return src.specError("rules", fmt.Sprintf("%d rules, at most %d", len(spec.Rules), MaxRules))
+		return src.specError("rules",
+			fmt.Sprintf("%d rules, at most %d", len(spec.Rules), MaxRules))
 	}
 	seen := make(map[string]int, len(spec.Rules))
 	for i, r := range spec.Rules {

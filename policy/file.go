@@ -202,7 +202,8 @@ func (fs *fileSpec) spec(src *source) (Spec, error) {
 	}
 	spec := Spec{Version: *fs.Version}
 	if spec.Version != 1 {
-		return Spec{}, src.specError("version", fmt.Sprintf("unsupported version %d, want 1", spec.Version))
+		return Spec{}, src.specError("version",
+			fmt.Sprintf("unsupported version %d, want 1", spec.Version))
 	}
 	if fs.Default != "" {
 		o, err := runtimeid.ParseOutcome(fs.Default)
