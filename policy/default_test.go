@@ -72,7 +72,14 @@ func TestDefaultPolicy(t *testing.T) {
 			ev.Assessment.Level = runtimeid.LevelHigh
 		}}, runtimeid.Decision{Outcome: runtimeid.Challenge, Rule: "challenge-high-risk",
 			Reason: "high_risk"}},
-		{"stale auth beats high risk", []func(*runtimeid.Evaluation){high, finding("new_device"),
+		{"new device beats stale auth and high risk", []func(*runtimeid.Evaluation){high,
+			finding("new_device"), func(ev *runtimeid.Evaluation) {
+				ev.Signals.Session.SinceAuth = time.Hour
+				ev.Assessment.Level = runtimeid.LevelHigh
+			}},
+			runtimeid.Decision{Outcome: runtimeid.Challenge, Rule: "challenge-new-device-high",
+				Reason: "new_device", StepUp: fresh}},
+		{"stale auth beats high risk", []func(*runtimeid.Evaluation){high,
 			func(ev *runtimeid.Evaluation) {
 				ev.Signals.Session.SinceAuth = time.Hour
 				ev.Assessment.Level = runtimeid.LevelHigh
@@ -109,7 +116,7 @@ func TestDefaultShared(t *testing.T) {
 	}
 	assert.Equal(t, []string{
 		"block-anonymous-network-high", "block-impossible-travel", "block-bot",
-		"challenge-stale-auth-high", "challenge-new-device-high", "challenge-high-risk",
+		"challenge-new-device-high", "challenge-stale-auth-high", "challenge-high-risk",
 	}, names)
 }
 
