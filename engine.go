@@ -33,7 +33,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, now: cfg.Now}
 
 	if !cfg.Token.InsecureSkipAuthentication {
-		v, err := newTokenVerifier(&cfg.Token)
+		v, err := newTokenVerifier(&e.cfg.Token)
 		if err != nil {
 			return nil, err
 		}
