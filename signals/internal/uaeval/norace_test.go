@@ -1,0 +1,5 @@
+//go:build !race
+
+package uaeval
+
+const raceEnabled = false
