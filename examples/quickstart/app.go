@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/decision"
+	"github.com/runtimeid/runtimeid/policy"
+	"github.com/runtimeid/runtimeid/risk"
+	"github.com/runtimeid/runtimeid/signals"
+)
+
+//go:embed data/apache_logs data/maxmind/*.mmdb
+var embedded embed.FS
+
+// options are the quickstart's flags.
+type options struct {
+	addr           string
+	jwks           string
+	issuer         string
+	audience       string
+	policy         string
+	geoCity        string
+	geoASN         string
+	geoAnonymous   string
+	trustedProxies string
+	stepUpURL      string
+	demo           bool
+}
+
+// service is the protected API and everything behind it.
+type service struct {
+	engine  *runtimeid.Engine
+	handler http.Handler
+	geo     *signals.GeoIP
+	tmpDir  string
+}
+
+func (s *service) Close() {
+	if s.geo != nil {
+		s.geo.Close()
+	}
+	if s.tmpDir != "" {
+		os.RemoveAll(s.tmpDir)
+	}
+}
+
+// newService wires the engine: keys, collectors, risk, policy, enforcer.
+func newService(ctx context.Context, o options, keys runtimeid.KeySource,
+	now func() time.Time, logger *slog.Logger) (*service, error) {
+	s := &service{}
+	geo, err := s.openGeoIP(o)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.geo = geo
+
+	trusted, err := signals.ParsePrefixes(o.trustedProxies)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("-trusted-proxies: %w", err)
+	}
+
+	pol := policy.Default()
+	if o.policy != "" {
+		if pol, err = policy.Load(o.policy); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+
+	store, err := risk.NewLRUStore(100_000)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	evaluator, err := risk.NewEvaluator(store, risk.Options{})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: o.stepUpURL, Realm: "quickstart"})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+
+	s.engine, err = runtimeid.New(runtimeid.Config{
+		Token: runtimeid.TokenConfig{
+			Issuer:   o.issuer,
+			Audience: []string{o.audience},
+			Keys:     keys,
+		},
+		Collectors: []runtimeid.SignalCollector{
+			signals.NewClientIP(trusted),
+			geo,
+			signals.NewDevice(),
+		},
+		Evaluators: []runtimeid.RiskEvaluator{evaluator},
+		Policy:     pol,
+		Enforcer:   enforcer,
+		Logger:     logger,
+		Now:        now,
+	})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// openGeoIP opens the databases named by flags, or the embedded MaxMind
+// test databases for each one not named.
+func (s *service) openGeoIP(o options) (*signals.GeoIP, error) {
+	cfg := signals.GeoIPConfig{CityPath: o.geoCity, ASNPath: o.geoASN, AnonymousIPPath: o.geoAnonymous}
+	if cfg.CityPath != "" && cfg.ASNPath != "" && cfg.AnonymousIPPath != "" {
+		return signals.OpenGeoIP(cfg)
+	}
+	dir, err := os.MkdirTemp("", "runtimeid-quickstart-")
+	if err != nil {
+		return nil, err
+	}
+	s.tmpDir = dir
+	defaults := []struct {
+		path *string
+		name string
+	}{
+		{&cfg.CityPath, "GeoIP2-City-Test.mmdb"},
+		{&cfg.ASNPath, "GeoLite2-ASN-Test.mmdb"},
+		{&cfg.AnonymousIPPath, "GeoIP2-Anonymous-IP-Test.mmdb"},
+	}
+	for _, d := range defaults {
+		if *d.path != "" {
+			continue
+		}
+		data, err := fs.ReadFile(embedded, "data/maxmind/"+d.name)
+		if err != nil {
+			return nil, err
+		}
+		*d.path = filepath.Join(dir, d.name)
+		if err := os.WriteFile(*d.path, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return signals.OpenGeoIP(cfg)
+}
+
+// routes is the example API. Each route names its own sensitivity; the
+// action is the route pattern.
+func (s *service) routes() http.Handler {
+	mux := http.NewServeMux()
+	protect := func(pattern string, level runtimeid.Sensitivity, h http.HandlerFunc) {
+		mux.Handle(pattern, s.engine.Protect(pattern, level)(h))
+	}
+	protect("GET /api/orders", runtimeid.Low, reply("orders", []string{"A-1001", "A-1002"}))
+	protect("PATCH /api/profile", runtimeid.Medium, reply("profile", "updated"))
+	protect("POST /api/transfers", runtimeid.High, reply("transfer", "accepted"))
+	protect("GET /api/export", runtimeid.High, reply("export", "customers.csv"))
+	protect("POST /api/admin/roles", runtimeid.High, reply("roles", "granted"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// reply answers with what was done and for whom, from the evaluation the
+// middleware put in the context.
+func reply(key string, value any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ev := runtimeid.FromContext(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			key:        value,
+			"subject":  ev.Identity.Subject,
+			"rule":     ev.Decision.Rule,
+			"risk":     ev.Assessment.Score,
+			"country":  ev.Signals.Network.Country,
+			"findings": strings.Join(ev.Assessment.Codes(), ","),
+		})
+	}
+}
