@@ -31,6 +31,14 @@ type Config struct {
 	// Token says how access tokens are verified. Required.
 	Token TokenConfig
 
+	// Validators run in order right after the token is verified; they
+	// can refuse it. Proof of possession and pushed revocations live here.
+	Validators []IdentityValidator
+
+	// StepUps reports step-ups recorded for a session outside the token.
+	// Nil means only the token's acr and auth_time count.
+	StepUps StepUpSource
+
 	// Collectors run in order and fill [Evaluation.Signals].
 	Collectors []SignalCollector
 

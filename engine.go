@@ -2,6 +2,7 @@ package runtimeid
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -133,6 +134,7 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (*Evaluation, error) {
 	var tokErr *TokenError
 	switch {
 	case in.Token != "":
+		ev.Credential.Token = Secret(in.Token)
 		identity, tokErr = e.verifyToken(ctx, in.Token, ev.Time)
 	case in.Identity != nil:
 		identity = in.Identity
@@ -171,24 +173,20 @@ func (e *Engine) run(ctx context.Context, ev *Evaluation, id *Identity, tokErr *
 	// 1. Identity. A missing or bad token ends the evaluation: no later
 	// stage ever sees an unverified identity.
 	if tokErr != nil {
-		ev.Err = tokErr
-		ev.Decision = Decision{Outcome: Block, Rule: "token", Reason: tokErr.Code}
-		e.finish(ctx, span, ev)
+		e.fail(ctx, span, ev, tokErr, nil, false)
 		return
 	}
 	ev.Identity = id
+	if tokErr, err := e.validate(ctx, ev); tokErr != nil || err != nil {
+		e.fail(ctx, span, ev, tokErr, err, failOpen)
+		return
+	}
 	ev.Signals.Session = sessionSignals(id, ev.Time)
 
 	// 2-4. Signals, risk and policy. The first failure stops the
 	// pipeline: a decision made on half the signals is not a decision.
 	if err := e.decide(ctx, ev); err != nil {
-		ev.Err = err
-		ev.Decision = Decision{Outcome: Block, Rule: "error", Reason: CodeEvaluationError}
-		if failOpen {
-			ev.Decision.Outcome = Allow
-			ev.Decision.FailedOpen = true
-		}
-		e.finish(ctx, span, ev)
+		e.fail(ctx, span, ev, nil, err, failOpen)
 		return
 	}
 
@@ -201,7 +199,7 @@ func (e *Engine) run(ctx context.Context, ev *Evaluation, id *Identity, tokErr *
 			su := e.cfg.DefaultStepUp
 			d.StepUp = &su
 		}
-		if d.StepUp.SatisfiedBy(ev.Identity, ev.Time) {
+		if e.steppedUp(ctx, ev) {
 			d.Outcome = Allow
 			d.SteppedUp = true
 		}
@@ -212,6 +210,80 @@ func (e *Engine) run(ctx context.Context, ev *Evaluation, id *Identity, tokErr *
 		e.learn(ctx, ev)
 	}
 	e.finish(ctx, span, ev)
+}
+
+// fail ends an evaluation that cannot decide: a token error refuses the
+// token; any other error blocks, unless the route fails open.
+func (e *Engine) fail(ctx context.Context, span trace.Span, ev *Evaluation,
+	tokErr *TokenError, err error, failOpen bool) {
+	switch {
+	case tokErr != nil:
+		ev.Err = tokErr
+		ev.Decision = Decision{Outcome: Block, Rule: "token", Reason: tokErr.Code}
+	default:
+		ev.Err = err
+		ev.Decision = Decision{Outcome: Block, Rule: "error", Reason: CodeEvaluationError}
+		if failOpen {
+			ev.Decision.Outcome = Allow
+			ev.Decision.FailedOpen = true
+		}
+	}
+	e.finish(ctx, span, ev)
+}
+
+// validate runs the identity validators, then refuses a key-bound token
+// whose binding none of them proved (RFC 9449 section 7.1, RFC 8705
+// section 3: a resource server must not accept such a token as a plain
+// bearer token).
+func (e *Engine) validate(ctx context.Context, ev *Evaluation) (*TokenError, error) {
+	if ev.Identity == nil {
+		return nil, nil
+	}
+	for _, v := range e.cfg.Validators {
+		err := guard("identity", v, func() error { return v.Validate(ctx, ev) })
+		var ee *EvaluationError
+		if errors.As(err, &ee) && !ee.Panic {
+			var te *TokenError
+			if errors.As(ee.Err, &te) {
+				return te, nil
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case ev.Credential.BindingVerified:
+	case ev.Identity.Confirmation != nil:
+		return &TokenError{Code: CodeTokenBinding, Detail: "token is bound to a key that was not proven"}, nil
+	case ev.Credential.Scheme == "DPoP":
+		return &TokenError{Code: CodeTokenBinding, Detail: "DPoP proof not verified"}, nil
+	}
+	return nil, nil
+}
+
+// steppedUp reports whether the token, or a step-up recorded for its
+// session, meets the challenge's requirement.
+func (e *Engine) steppedUp(ctx context.Context, ev *Evaluation) bool {
+	su := ev.Decision.StepUp
+	if su.SatisfiedBy(ev.Identity, ev.Time) {
+		return true
+	}
+	if e.cfg.StepUps == nil || ev.Identity == nil {
+		return false
+	}
+	var acr string
+	var at time.Time
+	var ok bool
+	err := guard("step-up", e.cfg.StepUps, func() error {
+		acr, at, ok = e.cfg.StepUps.StepUp(ctx, ev.Identity)
+		return nil
+	})
+	if err != nil || !ok {
+		return false
+	}
+	recorded := Identity{ACR: acr, AuthTime: at}
+	return su.SatisfiedBy(&recorded, ev.Time)
 }
 
 func (e *Engine) decide(ctx context.Context, ev *Evaluation) error {

@@ -323,3 +323,103 @@ func TestParseNames(t *testing.T) {
 	assert.Equal(t, "unset", Outcome(9).String())
 	assert.Equal(t, "high", Level(9).String())
 }
+
+type validatorFunc func(ev *Evaluation) error
+
+func (f validatorFunc) Validate(_ context.Context, ev *Evaluation) error { return f(ev) }
+
+type stepUps struct {
+	acr string
+	at  time.Time
+}
+
+func (s stepUps) StepUp(context.Context, *Identity) (string, time.Time, bool) {
+	return s.acr, s.at, !s.at.IsZero()
+}
+
+func TestValidators(t *testing.T) {
+	revoked := validatorFunc(func(*Evaluation) error {
+		return &TokenError{Code: CodeTokenRevoked, Detail: "session revoked"}
+	})
+	binder := validatorFunc(func(ev *Evaluation) error {
+		ev.Credential.BindingVerified = true
+		return nil
+	})
+	bound := func() *Identity {
+		id := alice()
+		id.Confirmation = &Confirmation{JKT: "abc"}
+		return id
+	}
+	tests := []struct {
+		name       string
+		validators []IdentityValidator
+		id         *Identity
+		code       string // token error code, "" for none
+		evalErr    bool
+	}{
+		{"none", nil, alice(), "", false},
+		{"revoked", []IdentityValidator{revoked}, alice(), CodeTokenRevoked, false},
+		{"bound, unproven", nil, bound(), CodeTokenBinding, false},
+		{"bound, proven", []IdentityValidator{binder}, bound(), "", false},
+		{"validator panics", []IdentityValidator{validatorFunc(func(*Evaluation) error { panic("x") })},
+			alice(), "", true},
+		{"validator fails", []IdentityValidator{validatorFunc(func(*Evaluation) error {
+			return errors.New("state unavailable")
+		})}, alice(), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newTestEngine(t, Config{Validators: tt.validators})
+			ev, err := e.Evaluate(context.Background(), Input{Identity: tt.id})
+			switch {
+			case tt.code != "":
+				var te *TokenError
+				require.ErrorAs(t, err, &te)
+				assert.Equal(t, tt.code, te.Code)
+				assert.Equal(t, Decision{Outcome: Block, Rule: "token", Reason: tt.code}, ev.Decision)
+			case tt.evalErr:
+				require.ErrorIs(t, err, ErrEvaluation)
+				assert.Equal(t, Block, ev.Decision.Outcome)
+			default:
+				require.NoError(t, err)
+				assert.Equal(t, Allow, ev.Decision.Outcome)
+			}
+		})
+	}
+}
+
+func TestRecordedStepUpSatisfiesChallenge(t *testing.T) {
+	challenge := policyFunc(func(*Evaluation) (Decision, error) {
+		return Decision{Outcome: Challenge, Rule: "mfa",
+			StepUp: &StepUp{ACRValues: []string{"passkey"}, MaxAge: 5 * time.Minute}}, nil
+	})
+	tests := []struct {
+		name string
+		rec  stepUps
+		want Outcome
+	}{
+		{"none recorded", stepUps{}, Challenge},
+		{"fresh passkey", stepUps{"passkey", t0.Add(-time.Minute)}, Allow},
+		{"old passkey", stepUps{"passkey", t0.Add(-10 * time.Minute)}, Challenge},
+		{"fresh code, passkey wanted", stepUps{"otp", t0.Add(-time.Minute)}, Challenge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newTestEngine(t, Config{Policy: challenge, StepUps: tt.rec})
+			ev, err := e.Evaluate(context.Background(), Input{Identity: alice()})
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, ev.Decision.Outcome)
+			assert.Equal(t, tt.want == Allow, ev.Decision.SteppedUp)
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := Secret("eyJhbGciOi.payload.sig")
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "token", s)
+	assert.NotContains(t, buf.String(), "payload")
+	assert.Contains(t, buf.String(), `"token":"[redacted]"`)
+	assert.Equal(t, "[redacted]", s.String())
+	assert.Equal(t, "eyJhbGciOi.payload.sig", s.Reveal())
+}

@@ -46,6 +46,11 @@ const (
 	CodeTokenClaims      = "token_claims"
 	CodeTokenRevoked     = "token_revoked"
 
+	// CodeTokenBinding is a token bound to a key (cnf) whose binding was
+	// not proven: no DPoP proof, a proof for another key, or no client
+	// certificate.
+	CodeTokenBinding = "token_binding"
+
 	// CodeRequestInvalid is a request that carries a token in a way the
 	// engine refuses: two Authorization headers, a token in the query
 	// string on a route that did not opt in, or an unknown scheme.

@@ -108,56 +108,76 @@ func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evalu
 	var id *Identity
 	var tokErr *TokenError
 	if e.verifier != nil {
-		var raw string
-		raw, tokErr = e.bearerToken(r, rt.allowQueryToken)
+		ev.Credential, tokErr = e.credential(r, rt.allowQueryToken)
 		if tokErr == nil {
-			id, tokErr = e.verifyToken(ctx, raw, ev.Time)
+			id, tokErr = e.verifyToken(ctx, ev.Credential.Token.Reveal(), ev.Time)
 		}
 	}
 	e.run(ctx, ev, id, tokErr, rt.failOpen)
 	return ev
 }
 
-// bearerToken takes the token from exactly one Authorization header (RFC
+// credential takes the token from exactly one Authorization header (RFC
 // 6750 section 2.1), or from the query on routes that allow it. Two ways
 // at once, or two headers, are invalid_request (section 3.1): a proxy and
-// the application could otherwise each read a different token.
-func (e *Engine) bearerToken(r *http.Request, allowQuery bool) (string, *TokenError) {
+// the application could otherwise each read a different token. The scheme
+// is Bearer, or DPoP (RFC 9449 section 7.1), in any case.
+func (e *Engine) credential(r *http.Request, allowQuery bool) (Credential, *TokenError) {
 	headers := r.Header.Values("Authorization")
-	query := ""
-	if r.URL != nil && strings.Contains(r.URL.RawQuery, "access_token") {
-		q := r.URL.Query()
-		if vals, ok := q["access_token"]; ok {
-			if !allowQuery {
-				return "", &TokenError{Code: CodeRequestInvalid, Detail: "access token in query string refused"}
-			}
-			if len(vals) != 1 {
-				return "", &TokenError{Code: CodeRequestInvalid, Detail: "more than one access_token parameter"}
-			}
-			query = vals[0]
-		}
-	}
-
+	query, tokErr := queryToken(r, allowQuery)
 	switch {
+	case tokErr != nil:
+		return Credential{}, tokErr
 	case len(headers) > 1:
-		return "", &TokenError{Code: CodeRequestInvalid, Detail: "more than one Authorization header"}
+		return Credential{}, invalidRequest("more than one Authorization header")
 	case len(headers) == 1 && query != "":
-		return "", &TokenError{Code: CodeRequestInvalid, Detail: "access token sent more than one way"}
+		return Credential{}, invalidRequest("access token sent more than one way")
 	case query != "":
-		return e.checkSize(query)
+		tok, tokErr := e.checkSize(query)
+		return Credential{Token: Secret(tok)}, tokErr
 	case len(headers) == 0:
-		return "", &TokenError{Code: CodeTokenMissing, Detail: "no access token"}
+		return Credential{}, &TokenError{Code: CodeTokenMissing, Detail: "no access token"}
 	}
 
 	h := headers[0]
 	if len(h) > e.cfg.Token.MaxSize+len("Bearer ")+16 {
-		return "", &TokenError{Code: CodeTokenTooLarge, Detail: "authorization header too large"}
+		return Credential{}, &TokenError{Code: CodeTokenTooLarge, Detail: "authorization header too large"}
 	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", &TokenError{Code: CodeTokenMalformed, Detail: "authorization scheme is not Bearer"}
+	scheme, token, _ := strings.Cut(strings.TrimSpace(h), " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		scheme = "Bearer"
+	case strings.EqualFold(scheme, "DPoP"):
+		scheme = "DPoP"
+	default:
+		return Credential{}, &TokenError{Code: CodeTokenMalformed,
+			Detail: "authorization scheme is not Bearer"}
 	}
-	return e.checkSize(strings.TrimLeft(token, " "))
+	tok, tokErr := e.checkSize(strings.TrimLeft(token, " "))
+	return Credential{Scheme: scheme, Token: Secret(tok)}, tokErr
+}
+
+// queryToken returns the access_token query parameter (RFC 6750 section
+// 2.3), refused unless the route allows it. Tokens in URLs end up in
+// access logs, proxies and browser history.
+func queryToken(r *http.Request, allow bool) (string, *TokenError) {
+	if r.URL == nil || !strings.Contains(r.URL.RawQuery, "access_token") {
+		return "", nil
+	}
+	vals, ok := r.URL.Query()["access_token"]
+	switch {
+	case !ok:
+		return "", nil
+	case !allow:
+		return "", invalidRequest("access token in query string refused")
+	case len(vals) != 1:
+		return "", invalidRequest("more than one access_token parameter")
+	}
+	return vals[0], nil
+}
+
+func invalidRequest(detail string) *TokenError {
+	return &TokenError{Code: CodeRequestInvalid, Detail: detail}
 }
 
 func (e *Engine) checkSize(token string) (string, *TokenError) {

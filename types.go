@@ -364,6 +364,7 @@ type Evaluation struct {
 	Request *http.Request
 
 	Identity   *Identity
+	Credential Credential
 	Action     Action
 	Signals    Signals
 	Assessment Assessment
