@@ -32,11 +32,12 @@ const (
 	// sketch: 4 rows of 2^16 counters, 1 MiB in all.
 	DefaultSketchWidth = 1 << 16
 
-	// DefaultPrior is the prior probability that a request is an
-	// attack. With it, a likelihood ratio of about 1100 gives the
-	// engine's default high-risk score of 0.7, and one of 470 gives
-	// the medium one of 0.3... see [ModelOptions.Prior].
-	DefaultPrior = 0.002
+	// DefaultHalfWeightRatio puts the finding's weight at 0.5 for a
+	// likelihood ratio of 3, so that the model alone reaches the
+	// engine's default high-risk score (0.7) at a ratio of 7 and the
+	// medium one (0.3) at about 1.3. On the riskeval replay of real
+	// traffic, 99.9% of legitimate requests score a ratio below 3.6.
+	DefaultHalfWeightRatio = 3
 )
 
 // maxUserCount is the count of requests at which a subject's history
@@ -61,11 +62,12 @@ type ModelOptions struct {
 	// sketch, a power of two. Zero means [DefaultSketchWidth].
 	SketchWidth int
 
-	// Prior is the probability that a request is an attack before
-	// looking at it, in (0,1). The finding's weight is the posterior
-	// probability: the prior odds times the likelihood ratio. Raising
-	// it challenges more. Zero means [DefaultPrior].
-	Prior float64
+	// HalfWeightRatio is the likelihood ratio at which the finding
+	// weighs 0.5. The weight of a ratio r is r/(r+HalfWeightRatio):
+	// the posterior probability of an attack for prior odds of
+	// 1/HalfWeightRatio. Lowering it challenges more. Zero means
+	// [DefaultHalfWeightRatio].
+	HalfWeightRatio float64
 
 	// Logger is unused today; it is here so that a later store can
 	// report errors of [Model.Learn]. Nil discards.
@@ -86,7 +88,7 @@ type ModelOptions struct {
 type Model struct {
 	opts     ModelOptions
 	seed     maphash.Seed
-	priorLog float64 // log prior odds
+	priorLog float64 // log prior odds, -log HalfWeightRatio
 
 	// mu guards the population and the histories.
 	mu        sync.Mutex
@@ -113,7 +115,7 @@ func NewModel(opts ModelOptions) (*Model, error) {
 	return &Model{
 		opts:      opts,
 		seed:      maphash.MakeSeed(),
-		priorLog:  math.Log(opts.Prior / (1 - opts.Prior)),
+		priorLog:  -math.Log(opts.HalfWeightRatio),
 		sketch:    newCountMinSketch(opts.SketchWidth),
 		histories: h,
 	}, nil
@@ -128,13 +130,13 @@ func (o *ModelOptions) setDefaults() error {
 		return configError("ModelOptions.MaxValues", "must not be negative")
 	case w < 0 || w&(w-1) != 0:
 		return configError("ModelOptions.SketchWidth", "must be a power of two")
-	case math.IsNaN(o.Prior) || o.Prior < 0 || o.Prior >= 1:
-		return configError("ModelOptions.Prior", "must be in (0,1)")
+	case !finite(o.HalfWeightRatio) || o.HalfWeightRatio < 0:
+		return configError("ModelOptions.HalfWeightRatio", "must be a positive number")
 	}
 	setDefault(&o.MaxSubjects, DefaultModelSubjects)
 	setDefault(&o.MaxValues, DefaultModelValues)
 	setDefault(&o.SketchWidth, DefaultSketchWidth)
-	setDefault(&o.Prior, DefaultPrior)
+	setDefault(&o.HalfWeightRatio, DefaultHalfWeightRatio)
 	return nil
 }
 
@@ -145,8 +147,8 @@ type ModelScore struct {
 	// more like the population than like the subject.
 	LikelihoodRatio float64
 
-	// Probability is the posterior probability of an attack, given
-	// [ModelOptions.Prior]: the finding's weight.
+	// Probability is the finding's weight: the posterior probability
+	// of an attack for prior odds of 1/[ModelOptions.HalfWeightRatio].
 	Probability float64
 
 	// Feature names the level with the largest ratio, such as
