@@ -14,7 +14,8 @@ import (
 )
 
 func main() {
-	path := flag.String("log", "examples/riskeval/data/apache_logs", "access log to build the population from")
+	path := flag.String("log", "examples/riskeval/data/apache_logs",
+		"access log to build the population from")
 	flag.Parse()
 	if err := run(os.Stdout, *path); err != nil {
 		log.Fatal(err)

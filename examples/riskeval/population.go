@@ -59,7 +59,8 @@ func isBot(ua string) bool {
 	if !strings.HasPrefix(l, "mozilla/") && !strings.HasPrefix(l, "opera") {
 		return true
 	}
-	for _, w := range []string{"bot", "spider", "crawl", "slurp", "feed", "ezooms", "http://", "https://"} {
+	for _, w := range []string{"bot", "spider", "crawl", "slurp", "feed",
+		"ezooms", "http://", "https://"} {
 		if strings.Contains(l, w) {
 			return true
 		}

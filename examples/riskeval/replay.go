@@ -132,7 +132,9 @@ func (p *population) synthetic(n runtimeid.NetworkSignals, key string) netip.Add
 
 // mobileNetwork is the user's carrier: the home country's mobile
 // network, with a new address every day as carrier NAT hands out.
-func mobileNetwork(home runtimeid.NetworkSignals, user string, t time.Time) (runtimeid.NetworkSignals, string) {
+func mobileNetwork(
+	home runtimeid.NetworkSignals, user string, t time.Time,
+) (runtimeid.NetworkSignals, string) {
 	n := home
 	n.ASN = uint(64000 + hash("mobile", home.Country)%100)
 	n.AccuracyKM = 50
@@ -209,7 +211,9 @@ func (p *population) device(ua string) runtimeid.DeviceSignals {
 }
 
 // attacker returns the address and user agent of a token thief.
-func (p *population) attacker(kind string, stolen request, clients []*client, n int) (netip.Addr, string) {
+func (p *population) attacker(
+	kind string, stolen request, clients []*client, n int,
+) (netip.Addr, string) {
 	home := p.geo[stolen.addr]
 	own := p.device(stolen.ua)
 	for j := range clients {
@@ -292,7 +296,9 @@ func (g geoCollector) Collect(_ context.Context, ev *runtimeid.Evaluation) error
 // asks for multi-factor authentication (acr "mfa").
 type thresholdPolicy struct{}
 
-func (thresholdPolicy) Decide(_ context.Context, ev *runtimeid.Evaluation) (runtimeid.Decision, error) {
+func (thresholdPolicy) Decide(
+	_ context.Context, ev *runtimeid.Evaluation,
+) (runtimeid.Decision, error) {
 	if ev.Assessment.Level == runtimeid.LevelHigh {
 		return runtimeid.Decision{Outcome: runtimeid.Challenge, Rule: "high-risk",
 			Reason: "risk_high", StepUp: &runtimeid.StepUp{ACRValues: []string{"mfa"}}}, nil
