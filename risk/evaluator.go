@@ -21,6 +21,7 @@ const (
 	CodeAnonymousNetwork    = "anonymous_network"
 	CodeBotUserAgent        = "bot_user_agent"
 	CodeStaleAuthentication = "stale_authentication"
+	CodeUnusualHour         = "unusual_hour"
 )
 
 // Defaults for the zero values of [Options].
@@ -37,6 +38,10 @@ const (
 	// DefaultStaleAfter is how old an authentication may be for a
 	// high-sensitivity action.
 	DefaultStaleAfter = 12 * time.Hour
+
+	// DefaultUnusualHourHistory is how many learned requests a
+	// subject needs before an hour can be unusual for it.
+	DefaultUnusualHourHistory = 20
 )
 
 // minInterval is the shortest time between two requests the travel
@@ -62,6 +67,11 @@ type Options struct {
 	// (auth_time) for a high-sensitivity action. Zero means
 	// [DefaultStaleAfter].
 	StaleAfter time.Duration
+
+	// UnusualHourHistory is how many learned requests a subject needs
+	// before unusual_hour is reported. Zero means
+	// [DefaultUnusualHourHistory].
+	UnusualHourHistory int
 
 	// Weights are the findings' weights.
 	Weights Weights
@@ -89,6 +99,7 @@ type Weights struct {
 	Hosting             float64 // default 0.40
 	Bot                 float64 // default 0.50
 	StaleAuthentication float64 // default 0.30
+	UnusualHour         float64 // default 0.30, times a confidence
 }
 
 var defaultWeights = Weights{
@@ -105,6 +116,7 @@ var defaultWeights = Weights{
 	Hosting:             0.40,
 	Bot:                 0.50,
 	StaleAuthentication: 0.30,
+	UnusualHour:         0.30,
 }
 
 // Evaluator finds what is unusual about an action for its subject, and
@@ -150,6 +162,11 @@ func (o *Options) setDefaults() error {
 		return configError("Options.MinTravelKM", "must be a positive number")
 	case o.StaleAfter < 0:
 		return configError("Options.StaleAfter", "must not be negative")
+	case o.UnusualHourHistory < 0:
+		return configError("Options.UnusualHourHistory", "must not be negative")
+	}
+	if o.UnusualHourHistory == 0 {
+		o.UnusualHourHistory = DefaultUnusualHourHistory
 	}
 	if o.MaxSpeedKMH == 0 {
 		o.MaxSpeedKMH = DefaultMaxSpeedKMH
@@ -182,6 +199,7 @@ func (w *Weights) setDefaults() error {
 		{"Hosting", &w.Hosting, defaultWeights.Hosting},
 		{"Bot", &w.Bot, defaultWeights.Bot},
 		{"StaleAuthentication", &w.StaleAuthentication, defaultWeights.StaleAuthentication},
+		{"UnusualHour", &w.UnusualHour, defaultWeights.UnusualHour},
 	}
 	for _, f := range fields {
 		switch {
@@ -203,7 +221,8 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // Assess reports what is unusual about ev, reading the subject's
 // profile from the store once. Its findings come in a fixed order:
 // the baseline's (first_seen or the new_* ones), impossible_travel,
-// anonymous_network, bot_user_agent, stale_authentication. An
+// unusual_hour, anonymous_network, bot_user_agent,
+// stale_authentication. An
 // unauthenticated evaluation (nil identity) gets only the findings
 // that need no baseline.
 func (e *Evaluator) Assess(
@@ -218,6 +237,7 @@ func (e *Evaluator) Assess(
 		}
 		e.baseline(&fs, p, &o, &ev.Signals.Device)
 		e.travel(&fs, p, &o)
+		e.unusualHour(&fs, p, o.time)
 	}
 	e.network(&fs, &ev.Signals.Network)
 	e.bot(&fs, &ev.Signals.Device)
@@ -394,4 +414,31 @@ func (e *Evaluator) staleAuth(fs *findings, ev *runtimeid.Evaluation) {
 		return
 	}
 	fs.add(CodeStaleAuthentication, e.opts.Weights.StaleAuthentication, detail)
+}
+
+// unusualHour reports a request at an hour of the week, and an hour of
+// the day, at which the subject was never active, once enough history
+// says so. Its confidence grows with the history: n/(n+h) for n
+// learned requests and h = [Options.UnusualHourHistory], so it is half
+// the weight at the minimum history and nears the full weight after
+// many requests.
+//
+// BUG: hours are in UTC, not the user's time zone, so a user who
+// travels across time zones shifts their whole histogram; a policy
+// sees unusual_hour together with new_country in that case.
+func (e *Evaluator) unusualHour(fs *findings, p *Profile, t time.Time) {
+	if p == nil {
+		return
+	}
+	n, h := p.Hours.Total(), e.opts.UnusualHourHistory
+	if n < h {
+		return
+	}
+	if week, day := p.Hours.near(t); week > 0 || day > 0 {
+		return
+	}
+	conf := float64(n) / float64(n+h)
+	detail := fmt.Sprintf("no activity near %s %02d:00 UTC in %d requests",
+		t.UTC().Weekday(), t.UTC().Hour(), n)
+	fs.add(CodeUnusualHour, e.opts.Weights.UnusualHour*conf, detail)
 }

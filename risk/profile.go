@@ -44,6 +44,9 @@ type Profile struct {
 	// Location is where the latest geolocated learned request came
 	// from. Its Time is zero when none was geolocated.
 	Location Location
+
+	// Hours counts the learned requests by hour of the week.
+	Hours HourHistogram
 }
 
 // Seen is one key of a [Profile] list: how often and how lately it was
@@ -89,6 +92,7 @@ func (p *Profile) learn(o *observation) {
 	}
 	p.LastSeen = later(p.LastSeen, t)
 	p.Requests++
+	p.Hours.add(t)
 
 	if o.hasDevice {
 		p.Devices = touch(p.Devices, o.device, t, MaxDevices)
