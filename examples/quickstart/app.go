@@ -90,6 +90,16 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		s.Close()
 		return nil, err
 	}
+	sessions, err := risk.NewSessionEvaluator(risk.SessionOptions{})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	model, err := risk.NewModel(risk.ModelOptions{})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: o.stepUpURL, Realm: "quickstart"})
 	if err != nil {
 		s.Close()
@@ -107,7 +117,7 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 			geo,
 			signals.NewDevice(),
 		},
-		Evaluators: []runtimeid.RiskEvaluator{evaluator},
+		Evaluators: []runtimeid.RiskEvaluator{evaluator, sessions, model},
 		Policy:     pol,
 		Enforcer:   enforcer,
 		Logger:     logger,

@@ -163,10 +163,13 @@ func (d *demo) replay(ctx context.Context, entries []entry, rep *report) error {
 	subjects := map[string]string{}
 	tokens := map[string]string{} // by session: client and day
 	for _, e := range entries {
-		sub, ok := subjects[e.ip]
+		// A client is an address and a user agent: several browsers
+		// behind one NAT address are several users, each with its token.
+		client := e.ip + " " + e.ua
+		sub, ok := subjects[client]
 		if !ok {
 			sub = fmt.Sprintf("user-%04d", len(subjects)+1)
-			subjects[e.ip] = sub
+			subjects[client] = sub
 		}
 		sid := sub + "-" + e.at.Format("0102")
 		tok, ok := tokens[sid]

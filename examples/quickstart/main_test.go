@@ -25,8 +25,9 @@ func TestDemo(t *testing.T) {
 
 	// The log has 10,000 lines; one has an unterminated user agent.
 	assert.Equal(t, 9999, rep.Replayed)
-	assert.Equal(t, map[string]int{"allow": 9842, "challenge": 7, "block": 150}, rep.Outcomes)
-	assert.Equal(t, map[string]int{"block-bot": 150, "challenge-stale-auth-high": 7}, rep.Rules)
+	assert.Equal(t, map[string]int{"allow": 9806, "challenge": 43, "block": 150}, rep.Outcomes)
+	assert.Equal(t, map[string]int{"block-bot": 150, "challenge-high-risk": 36,
+		"challenge-stale-auth-high": 7}, rep.Rules)
 
 	type want struct {
 		scenario, sub, action string
@@ -38,11 +39,13 @@ func TestDemo(t *testing.T) {
 		{"stolen-token", "bob", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"stolen-token", "bob", "GET /api/orders", 200, "allow", "default", ""},
 		{"stolen-token", "bob", "GET /api/orders", 403, "block", "block-impossible-travel",
-			"new_country,new_asn,impossible_travel"},
+			"new_country,new_asn,impossible_travel,session_ip_change,concurrent_session_far_apart"},
 		{"new-device", "carol", "GET /api/orders", 200, "allow", "default", "first_seen"},
-		{"new-device", "carol", "POST /api/transfers", 401, "challenge", "challenge-new-device-high", "new_device"},
+		{"new-device", "carol", "POST /api/transfers", 401, "challenge", "challenge-new-device-high",
+			"new_device,token_replay"},
 		{"tor-exit", "dave", "GET /api/orders", 200, "allow", "default", "first_seen"},
-		{"tor-exit", "dave", "GET /api/export", 403, "block", "block-anonymous-network-high", "anonymous_network"},
+		{"tor-exit", "dave", "GET /api/export", 403, "block", "block-anonymous-network-high",
+			"anonymous_network,session_ip_change"},
 		{"step-up", "erin", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"step-up", "erin", "POST /api/transfers", 401, "challenge", "challenge-stale-auth-high", ""},
 		{"step-up", "erin", "POST /api/transfers", 200, "allow", "default", ""},
