@@ -29,6 +29,10 @@ type tokenVerifier struct {
 	audiences map[string]struct{}
 	skew      time.Duration
 	maxSize   int
+
+	// cache remembers verified tokens; nil when the key source is not
+	// one of this package's, whose keys can be compared for identity.
+	cache *tokenCache
 }
 
 // verifiers holds one stateless jws verifier per accepted algorithm, so
@@ -58,6 +62,9 @@ func newTokenVerifier(cfg *TokenConfig) (*tokenVerifier, error) {
 	}
 	for _, a := range cfg.Audience {
 		v.audiences[a] = struct{}{}
+	}
+	if _, ok := cfg.Keys.(pinnedKeySource); ok {
+		v.cache = newTokenCache(DefaultTokenCacheSize)
 	}
 	return v, nil
 }
@@ -102,11 +109,31 @@ type joseHeader struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
-// verify checks raw as of now and returns its identity. The steps run
-// cheapest first, and nothing the header says is trusted before the
-// signature is checked, except the kid used to find the key.
+// verify checks raw as of now and returns its identity: from the cache
+// when the token was verified before, otherwise in full.
 func (v *tokenVerifier) verify(
 	ctx context.Context, raw string, now time.Time,
+) (*Identity, *TokenError) {
+	if v.cache == nil {
+		return v.verifyFull(ctx, raw, now, nil)
+	}
+	if id, terr, ok := v.cached(ctx, raw, now); ok {
+		return id, terr
+	}
+	var used cachedToken
+	id, terr := v.verifyFull(ctx, raw, now, &used)
+	if terr == nil {
+		v.cache.add(raw, used.kid, used.key, id)
+	}
+	return id, terr
+}
+
+// verifyFull checks raw as of now and returns its identity. When used
+// is not nil, it learns the kid and the key that verified the token.
+// The steps run cheapest first, and nothing the header says is trusted
+// before the signature is checked, except the kid used to find the key.
+func (v *tokenVerifier) verifyFull(
+	ctx context.Context, raw string, now time.Time, used *cachedToken,
 ) (*Identity, *TokenError) {
 	// 1. Size and shape, before any decoding: compact JWS only (RFC 7515
 	// section 7.1). Five segments would be a JWE, which is refused.
@@ -144,6 +171,9 @@ func (v *tokenVerifier) verify(
 	input := raw[:len(h64)+1+len(p64)]
 	if err := verifiers[pk.alg].Verify([]byte(input), sig, pk.raw); err != nil {
 		return nil, tokenErr(CodeTokenSignature, "invalid signature", err)
+	}
+	if used != nil {
+		used.kid, used.key = hdr.Kid, pk
 	}
 
 	// 5. The claims, decoded once.

@@ -680,18 +680,23 @@ func FuzzVerifyToken(f *testing.F) {
 }
 
 func benchToken(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid string) string {
+	return benchTokenID(b, alg, key, kid, "j1")
+}
+
+func benchTokenID(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid, jti string) string {
 	return signToken(b, alg, key, map[string]any{"kid": kid, "typ": "at+jwt"},
-		claimsJSON(b, with(baseClaims(), "scope", "read write", "sid", "s1", "jti", "j1",
+		claimsJSON(b, with(baseClaims(), "scope", "read write", "sid", "s1", "jti", jti,
 			"client_id", "web", "acr", "urn:mfa", "amr", []string{"pwd"})))
 }
 
+// benchVerify is a full verification, without the cache.
 func benchVerify(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid string) {
 	v := newVerifier(b, nil)
 	tok := benchToken(b, alg, key, kid)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, terr := v.verify(ctx, tok, testNow); terr != nil {
+		if _, terr := v.verifyFull(ctx, tok, testNow, nil); terr != nil {
 			b.Fatal(terr)
 		}
 	}
@@ -699,6 +704,54 @@ func benchVerify(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid string) 
 
 func BenchmarkVerifyES256(b *testing.B) { benchVerify(b, jwa.ES256, keys(b).ec, "ec1") }
 func BenchmarkVerifyRS256(b *testing.B) { benchVerify(b, jwa.RS256, keys(b).rsa, "rsa1") }
+
+// benchFirstSeen is what a token never seen before costs the engine's
+// verifier: a cache miss, the full verification and the insertion that
+// evicts another token. Two tokens alternate through a cache of one, so
+// every lookup misses.
+func benchFirstSeen(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid string) {
+	v := newVerifier(b, nil)
+	v.cache = newTokenCache(1)
+	toks := [2]string{
+		benchTokenID(b, alg, key, kid, "j1"),
+		benchTokenID(b, alg, key, kid, "j2"),
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, terr := v.verify(ctx, toks[i&1], testNow); terr != nil {
+			b.Fatal(terr)
+		}
+		i++
+	}
+}
+
+// BenchmarkFirstSeenTokenES256 compares with BenchmarkJWXParseVerifyES256.
+func BenchmarkFirstSeenTokenES256(b *testing.B) {
+	benchFirstSeen(b, jwa.ES256, keys(b).ec, "ec1")
+}
+
+// BenchmarkFirstSeenTokenRS256 compares with BenchmarkJWXParseVerifyRS256.
+func BenchmarkFirstSeenTokenRS256(b *testing.B) {
+	benchFirstSeen(b, jwa.RS256, keys(b).rsa, "rsa1")
+}
+
+// BenchmarkCachedToken is a token verified before: a cache hit, the key
+// looked up again and the lifetime, issuer and audience checked.
+func BenchmarkCachedToken(b *testing.B) {
+	v := newVerifier(b, nil)
+	tok := benchToken(b, jwa.ES256, keys(b).ec, "ec1")
+	ctx := context.Background()
+	_, terr := v.verify(ctx, tok, testNow)
+	require.Nil(b, terr)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, terr := v.verify(ctx, tok, testNow); terr != nil {
+			b.Fatal(terr)
+		}
+	}
+}
 
 // benchJWX is the same work with bare jwx, for comparison: jwt.Parse with
 // the key set, validating iss, aud and the lifetime.
@@ -717,5 +770,5 @@ func benchJWX(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid string) {
 	}
 }
 
-func BenchmarkJWXParseES256(b *testing.B) { benchJWX(b, jwa.ES256, keys(b).ec, "ec1") }
-func BenchmarkJWXParseRS256(b *testing.B) { benchJWX(b, jwa.RS256, keys(b).rsa, "rsa1") }
+func BenchmarkJWXParseVerifyES256(b *testing.B) { benchJWX(b, jwa.ES256, keys(b).ec, "ec1") }
+func BenchmarkJWXParseVerifyRS256(b *testing.B) { benchJWX(b, jwa.RS256, keys(b).rsa, "rsa1") }
