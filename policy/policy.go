@@ -7,6 +7,8 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
 
 	"github.com/runtimeid/runtimeid"
 )
@@ -88,11 +90,14 @@ type Policy struct {
 	def   runtimeid.Outcome
 }
 
-// compiled is a rule with its program, compiled once at load.
+// compiled is a rule with its programs, compiled once at load: prg
+// tracks its cost, fast, when not nil, is the same without tracking, for
+// evaluations within the bounds its cost estimate assumed.
 type compiled struct {
 	Rule
 	reason string
 	prg    cel.Program
+	fast   cel.Program
 }
 
 var _ runtimeid.PolicyEngine = (*Policy)(nil)
@@ -118,11 +123,11 @@ func compile(spec Spec, src *source) (*Policy, error) {
 		p.def = runtimeid.Allow
 	}
 	for i, r := range spec.Rules {
-		prg, err := program(env, r.When)
+		prg, fast, err := program(env, r.When)
 		if err != nil {
 			return nil, src.ruleError(i, r.Name, "when", err)
 		}
-		p.rules[i] = compiled{Rule: cloneRule(r), reason: r.Reason, prg: prg}
+		p.rules[i] = compiled{Rule: cloneRule(r), reason: r.Reason, prg: prg, fast: fast}
 		if p.rules[i].reason == "" {
 			p.rules[i].reason = r.Name
 		}
@@ -161,11 +166,21 @@ func (p *Policy) Decide(ctx context.Context, ev *runtimeid.Evaluation) (runtimei
 		ctx = context.Background()
 	}
 	act := &activation{ev: ev}
+	var frame *interpreter.ExecutionFrame
+	if withinBounds(ev) {
+		// The fast programs share one frame over the activation, which
+		// they leave as they found it; the tracked ones make their own.
+		var err error
+		if frame, err = interpreter.NewExecutionFrame(act); err != nil {
+			return runtimeid.Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, err)
+		}
+		defer frame.Close()
+	}
 	win := -1
 	var report []runtimeid.RuleMatch
 	for i := range p.rules {
 		r := &p.rules[i]
-		ok, err := r.match(ctx, act)
+		ok, err := r.match(ctx, act, frame)
 		switch {
 		case err != nil:
 			return runtimeid.Decision{}, err
@@ -196,14 +211,25 @@ func (p *Policy) decision(win int) runtimeid.Decision {
 	return d
 }
 
-// match evaluates the rule. RuleCostLimit bounds how long one rule can
-// run, so the context is checked between rules rather than inside them:
-// CEL's own interrupt checks cost an allocated context per evaluation.
-func (r *compiled) match(ctx context.Context, act *activation) (bool, error) {
+// match evaluates the rule. frame is not nil when the evaluation is
+// within the bounds that prove the fast program stays under
+// RuleCostLimit; the fast program then runs in it, without tracking.
+// RuleCostLimit bounds how long one rule can run, so the context is
+// checked between rules rather than inside them: CEL's own interrupt
+// checks cost an allocated context per evaluation.
+func (r *compiled) match(
+	ctx context.Context, act *activation, frame *interpreter.ExecutionFrame,
+) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("%w: rule %q: %w", ErrEvaluation, r.Name, err)
 	}
-	out, _, err := r.prg.Eval(act)
+	var out ref.Val
+	var err error
+	if frame != nil && r.fast != nil {
+		out, _, err = r.fast.Eval(frame)
+	} else {
+		out, _, err = r.prg.Eval(act)
+	}
 	if err != nil {
 		return false, fmt.Errorf("%w: rule %q: %w", ErrEvaluation, r.Name, err)
 	}

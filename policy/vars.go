@@ -67,6 +67,12 @@ func getter[T any](name string, t *types.Type, get func(*T) any) field {
 	}
 }
 
+// text builds a string field, converted to CEL's string without a
+// second copy through the type adapter.
+func text[T any](name string, get func(*T) string) field {
+	return getter(name, types.StringType, func(p *T) any { return types.String(get(p)) })
+}
+
 // optional builds a field that may be absent; reading it then fails.
 func optional[T any](name string, t *types.Type, get func(*T) any, set func(*T) bool) field {
 	return field{
@@ -122,11 +128,37 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-func orNone(s []string) []string {
+// strList is s as a CEL list; a nil s is the empty list.
+func strList(s []string) ref.Val {
 	if s == nil {
-		return []string{}
+		s = []string{}
 	}
-	return s
+	return types.NewStringList(types.DefaultTypeAdapter, s)
+}
+
+func timestamp(t time.Time) ref.Val { return types.Timestamp{Time: t} }
+
+// The CEL values of the sensitivities and levels, made once: the
+// getters return them instead of converting a string per request.
+var (
+	sensitivityVals = func() (v [256]ref.Val) {
+		for i := range v {
+			v[i] = types.String(runtimeid.Sensitivity(i).String())
+		}
+		return v
+	}()
+	levelVals = [...]ref.Val{
+		types.String(runtimeid.LevelLow.String()),
+		types.String(runtimeid.LevelMedium.String()),
+		types.String(runtimeid.LevelHigh.String()),
+	}
+)
+
+func levelVal(l runtimeid.Level) ref.Val {
+	if int(l) < len(levelVals) {
+		return levelVals[l]
+	}
+	return types.String(l.String())
 }
 
 func timeSet(t time.Time) bool { return !t.IsZero() }
@@ -143,31 +175,31 @@ type (
 )
 
 var actorObject = newObject("runtimeid.Actor",
-	getter("sub", types.StringType, func(a *actor) any { return a.Subject }),
-	getter("client_id", types.StringType, func(a *actor) any { return a.ClientID }),
-	getter("iss", types.StringType, func(a *actor) any { return a.Issuer }),
+	text("sub", func(a *actor) string { return a.Subject }),
+	text("client_id", func(a *actor) string { return a.ClientID }),
+	text("iss", func(a *actor) string { return a.Issuer }),
 )
 
 var identityObject = newObject("runtimeid.Identity",
-	getter("sub", types.StringType, func(i *identity) any { return i.Subject }),
-	getter("sid", types.StringType, func(i *identity) any { return i.SessionID }),
-	getter("iss", types.StringType, func(i *identity) any { return i.Issuer }),
-	getter("aud", stringList, func(i *identity) any { return orNone(i.Audience) }),
-	getter("jti", types.StringType, func(i *identity) any { return i.TokenID }),
-	getter("client_id", types.StringType, func(i *identity) any { return i.ClientID }),
-	getter("scopes", stringList, func(i *identity) any { return orNone(i.Scopes) }),
-	getter("acr", types.StringType, func(i *identity) any { return i.ACR }),
-	getter("amr", stringList, func(i *identity) any { return orNone(i.AMR) }),
+	text("sub", func(i *identity) string { return i.Subject }),
+	text("sid", func(i *identity) string { return i.SessionID }),
+	text("iss", func(i *identity) string { return i.Issuer }),
+	getter("aud", stringList, func(i *identity) any { return strList(i.Audience) }),
+	text("jti", func(i *identity) string { return i.TokenID }),
+	text("client_id", func(i *identity) string { return i.ClientID }),
+	getter("scopes", stringList, func(i *identity) any { return strList(i.Scopes) }),
+	text("acr", func(i *identity) string { return i.ACR }),
+	getter("amr", stringList, func(i *identity) any { return strList(i.AMR) }),
 	optional("auth_time", types.TimestampType,
-		func(i *identity) any { return i.AuthTime },
+		func(i *identity) any { return timestamp(i.AuthTime) },
 		func(i *identity) bool { return timeSet(i.AuthTime) }),
 	getter("has_auth_time", types.BoolType,
 		func(i *identity) any { return timeSet(i.AuthTime) }),
 	optional("iat", types.TimestampType,
-		func(i *identity) any { return i.IssuedAt },
+		func(i *identity) any { return timestamp(i.IssuedAt) },
 		func(i *identity) bool { return timeSet(i.IssuedAt) }),
 	optional("exp", types.TimestampType,
-		func(i *identity) any { return i.Expiry },
+		func(i *identity) any { return timestamp(i.Expiry) },
 		func(i *identity) bool { return timeSet(i.Expiry) }),
 	getter("delegated", types.BoolType, func(i *identity) any { return i.Actor != nil }),
 	field{
@@ -182,20 +214,20 @@ var identityObject = newObject("runtimeid.Identity",
 )
 
 var actionObject = newObject("runtimeid.Action",
-	getter("name", types.StringType, func(a *action) any { return a.Name }),
+	text("name", func(a *action) string { return a.Name }),
 	getter("sensitivity", types.StringType,
-		func(a *action) any { return a.Sensitivity.String() }),
-	getter("method", types.StringType, func(a *action) any { return a.Method }),
-	getter("route", types.StringType, func(a *action) any { return a.Route }),
+		func(a *action) any { return sensitivityVals[a.Sensitivity] }),
+	text("method", func(a *action) string { return a.Method }),
+	text("route", func(a *action) string { return a.Route }),
 	getter("attributes", dynMap, func(a *action) any { return orEmpty(a.Attributes) }),
 )
 
 var networkObject = newObject("runtimeid.Network",
-	getter("country", types.StringType, func(n *network) any { return n.Country }),
-	getter("city", types.StringType, func(n *network) any { return n.City }),
+	text("country", func(n *network) string { return n.Country }),
+	text("city", func(n *network) string { return n.City }),
 	getter("asn", types.IntType, func(n *network) any { return int64(n.ASN) }),
-	getter("as_org", types.StringType, func(n *network) any { return n.ASOrg }),
-	getter("isp", types.StringType, func(n *network) any { return n.ISP }),
+	text("as_org", func(n *network) string { return n.ASOrg }),
+	text("isp", func(n *network) string { return n.ISP }),
 	getter("anonymous", types.BoolType, func(n *network) any { return n.Anonymous }),
 	getter("vpn", types.BoolType, func(n *network) any { return n.VPN }),
 	getter("tor", types.BoolType, func(n *network) any { return n.Tor }),
@@ -207,27 +239,28 @@ var networkObject = newObject("runtimeid.Network",
 )
 
 var deviceObject = newObject("runtimeid.Device",
-	getter("browser", types.StringType, func(d *device) any { return d.Browser }),
-	getter("browser_version", types.StringType,
-		func(d *device) any { return d.BrowserVersion }),
-	getter("os", types.StringType, func(d *device) any { return d.OS }),
-	getter("os_version", types.StringType, func(d *device) any { return d.OSVersion }),
-	getter("type", types.StringType, func(d *device) any { return d.Type }),
+	text("browser", func(d *device) string { return d.Browser }),
+	text("browser_version",
+		func(d *device) string { return d.BrowserVersion }),
+	text("os", func(d *device) string { return d.OS }),
+	text("os_version", func(d *device) string { return d.OSVersion }),
+	text("type", func(d *device) string { return d.Type }),
 	getter("bot", types.BoolType, func(d *device) any { return d.Bot }),
-	getter("id", types.StringType, func(d *device) any { return d.ID }),
-	getter("user_agent", types.StringType, func(d *device) any { return d.UserAgent }),
+	text("id", func(d *device) string { return d.ID }),
+	text("user_agent", func(d *device) string { return d.UserAgent }),
 )
 
 var sessionObject = newObject("runtimeid.Session",
-	getter("token_age", types.DurationType, func(s *session) any { return s.TokenAge }),
+	getter("token_age", types.DurationType,
+		func(s *session) any { return types.Duration{Duration: s.TokenAge} }),
 	optional("since_auth", types.DurationType,
-		func(s *session) any { return s.SinceAuth },
+		func(s *session) any { return types.Duration{Duration: s.SinceAuth} },
 		func(s *session) bool { return s.HasAuthTime }),
 	getter("has_auth_time", types.BoolType, func(s *session) any { return s.HasAuthTime }),
 )
 
 var signalsObject = newObject("runtimeid.Signals",
-	getter("client_ip", types.StringType, func(s *signals) any { return clientIP(s) }),
+	text("client_ip", func(s *signals) string { return clientIP(s) }),
 	getter("network", networkObject.typ, func(s *signals) any { return &s.Network }),
 	getter("device", deviceObject.typ, func(s *signals) any { return &s.Device }),
 	getter("session", sessionObject.typ, func(s *signals) any { return &s.Session }),
@@ -236,8 +269,8 @@ var signalsObject = newObject("runtimeid.Signals",
 
 var riskObject = newObject("runtimeid.Risk",
 	getter("score", types.DoubleType, func(r *risk) any { return r.Score }),
-	getter("level", types.StringType, func(r *risk) any { return r.Level.String() }),
-	getter("findings", stringList, func(r *risk) any { return r.Codes() }),
+	getter("level", types.StringType, func(r *risk) any { return levelVal(r.Level) }),
+	getter("findings", stringList, func(r *risk) any { return strList(r.Codes()) }),
 	getter("weights", doubleMap, func(r *risk) any { return weights(r) }),
 )
 
