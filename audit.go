@@ -3,6 +3,7 @@ package runtimeid
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -29,15 +30,45 @@ func (e *Engine) audit(ctx context.Context, ev *Evaluation) {
 		return
 	}
 
+	// The attributes go in a pooled slice: the record copies them, and
+	// a fresh slice of twenty would be most of the event's garbage.
+	buf := attrPool.Get().(*[]slog.Attr)
+	attrs := appendAudit((*buf)[:0], ev)
+	log.LogAttrs(ctx, level, AuditMessage, attrs...)
+	if cap(attrs) <= maxPooledAttrs {
+		clear(attrs)
+		*buf = attrs[:0]
+		attrPool.Put(buf)
+	}
+}
+
+// attrPool holds the attribute slices of audit events.
+var attrPool = sync.Pool{New: func() any {
+	s := make([]slog.Attr, 0, 24)
+	return &s
+}}
+
+// maxPooledAttrs keeps the rare event with many report-only matches from
+// pinning a large slice in the pool.
+const maxPooledAttrs = 64
+
+// noFindings is the findings attribute of a quiet evaluation, made once.
+var noFindings = slog.Any("findings", []string{})
+
+// appendAudit appends the audit event's attributes to attrs.
+func appendAudit(attrs []slog.Attr, ev *Evaluation) []slog.Attr {
 	d := &ev.Decision
-	attrs := make([]slog.Attr, 0, 20)
+	findings := noFindings
+	if len(ev.Assessment.Findings) > 0 {
+		findings = slog.Any("findings", ev.Assessment.Codes())
+	}
 	attrs = append(attrs,
 		slog.String("outcome", d.Outcome.String()),
 		slog.String("rule", d.Rule),
 		slog.String("reason", d.Reason),
 		slog.Float64("score", round3(ev.Assessment.Score)),
 		slog.String("risk_level", ev.Assessment.Level.String()),
-		slog.Any("findings", ev.Assessment.Codes()),
+		findings,
 		slog.String("action", ev.Action.Name),
 		slog.String("sensitivity", ev.Action.Sensitivity.String()),
 	)
@@ -70,21 +101,40 @@ func (e *Engine) audit(ctx context.Context, ev *Evaluation) {
 	if ev.Err != nil {
 		attrs = append(attrs, slog.String("error", ev.Err.Error()))
 	}
-	attrs = append(attrs, slog.Duration("elapsed", ev.Duration))
-	log.LogAttrs(ctx, level, AuditMessage, attrs...)
+	return append(attrs, slog.Duration("elapsed", ev.Duration))
 }
 
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
-// telemetry holds the OpenTelemetry instruments; with no providers they are
-// no-ops that cost a call each.
+// telemetry holds the OpenTelemetry instruments. Without a provider the
+// engine skips them altogether: no span is started and no attribute set
+// is built for a meter that would drop it.
 type telemetry struct {
 	tracer    trace.Tracer
 	decisions metric.Int64Counter
 	latency   metric.Float64Histogram
+	tracing   bool // a TracerProvider was configured
+	metering  bool // a MeterProvider was configured
+}
+
+// spanKind is the option of every evaluation span, made once.
+var spanKind = trace.WithSpanKind(trace.SpanKindInternal)
+
+// noSpan is the span of an evaluation when tracing is off: it records
+// nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// start starts the evaluation's span, or returns ctx and noSpan when
+// tracing is off.
+func (t *telemetry) start(ctx context.Context) (context.Context, trace.Span) {
+	if !t.tracing {
+		return ctx, noSpan
+	}
+	return t.tracer.Start(ctx, "runtimeid.evaluate", spanKind)
 }
 
 func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry, error) {
+	tracing, metering := tp != nil, mp != nil
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
 	}
@@ -105,10 +155,14 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry,
 	if err != nil {
 		return nil, err
 	}
-	return &telemetry{tracer: tp.Tracer(scope), decisions: decisions, latency: latency}, nil
+	return &telemetry{tracer: tp.Tracer(scope), decisions: decisions, latency: latency,
+		tracing: tracing, metering: metering}, nil
 }
 
 func (t *telemetry) record(ctx context.Context, ev *Evaluation) {
+	if !t.metering {
+		return
+	}
 	set := attribute.NewSet(
 		attribute.String("outcome", ev.Decision.Outcome.String()),
 		attribute.String("rule", ev.Decision.Rule),

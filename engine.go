@@ -164,7 +164,7 @@ func (e *Engine) verifyToken(ctx context.Context, raw string, now time.Time) (id
 // audit. Everything it calls may fail or panic; it never lets either
 // through as an allow unless failOpen.
 func (e *Engine) run(ctx context.Context, ev *Evaluation, id *Identity, tokErr *TokenError, failOpen bool) {
-	ctx, span := e.tel.tracer.Start(ctx, "runtimeid.evaluate", trace.WithSpanKind(trace.SpanKindInternal))
+	ctx, span := e.tel.start(ctx)
 	defer span.End()
 	if ev.Action.Sensitivity == SensitivityUnset {
 		ev.Action.Sensitivity = e.cfg.DefaultSensitivity

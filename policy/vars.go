@@ -128,13 +128,16 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-// strList is s as a CEL list; a nil s is the empty list.
+// strList is s as a CEL list. Lists are immutable in CEL, so every
+// empty one is the same value.
 func strList(s []string) ref.Val {
-	if s == nil {
-		s = []string{}
+	if len(s) == 0 {
+		return emptyList
 	}
 	return types.NewStringList(types.DefaultTypeAdapter, s)
 }
+
+var emptyList = types.NewStringList(types.DefaultTypeAdapter, []string{})
 
 func timestamp(t time.Time) ref.Val { return types.Timestamp{Time: t} }
 
