@@ -253,11 +253,26 @@ func (e *Evaluator) Learn(ctx context.Context, ev *runtimeid.Evaluation) {
 		return
 	}
 	o := observe(ev)
-	err := e.store.Update(ctx, key, func(p *Profile) { p.learn(&o) })
-	if err != nil {
+	if err := e.update(ctx, key, &o); err != nil {
 		e.logger.LogAttrs(ctx, slog.LevelWarn, "risk: learn failed",
 			slog.String("error", err.Error()))
 	}
+}
+
+// update learns o into the subject's profile. The stores of this
+// package are called directly, which keeps o and the callback off the
+// heap; any other store gets a closure through [Store.Update].
+func (e *Evaluator) update(ctx context.Context, key string, o *observation) error {
+	switch s := e.store.(type) {
+	case *LRUStore:
+		s.learn(key, o)
+		return nil
+	case *MemoryStore:
+		s.learn(key, o)
+		return nil
+	}
+	c := *o
+	return e.store.Update(ctx, key, func(p *Profile) { p.learn(&c) })
 }
 
 // findings collects findings, leaving out those turned off.

@@ -61,6 +61,13 @@ func (s *MemoryStore) Update(_ context.Context, subject string, fn func(*Profile
 	return nil
 }
 
+// learn is Update with [Profile.learn], without a callback.
+func (s *MemoryStore) learn(subject string, o *observation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.profiles[subject] = learned(s.profiles[subject], o)
+}
+
 // Len returns the number of subjects held.
 func (s *MemoryStore) Len() int {
 	s.mu.Lock()
@@ -114,11 +121,29 @@ func (s *LRUStore) Update(_ context.Context, subject string, fn func(*Profile)) 
 	return nil
 }
 
+// learn is Update with [Profile.learn], without a callback.
+func (s *LRUStore) learn(subject string, o *observation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, _ := s.profiles.Get(subject)
+	s.profiles.Add(subject, learned(p, o))
+}
+
 // Len returns the number of subjects held.
 func (s *LRUStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.profiles.Len()
+}
+
+// learned is change with [Profile.learn] of o.
+func learned(p *Profile, o *observation) *Profile {
+	c := p.Clone()
+	if c == nil {
+		c = &Profile{}
+	}
+	c.learn(o)
+	return c
 }
 
 // change applies fn to a copy of p, which stays as it was for readers

@@ -173,7 +173,8 @@ func (c *ClientIP) Resolve(r *http.Request) netip.Addr {
 	if len(xff) == 0 {
 		return peer
 	}
-	hops, ok := splitXFF(joinLines(xff))
+	var buf [4]string
+	hops, ok := appendXFF(buf[:0], joinLines(xff))
 	if !ok {
 		return peer
 	}

@@ -14,10 +14,15 @@ import (
 // splitXFF splits an X-Forwarded-For value on commas. It reports false
 // for an empty value.
 func splitXFF(s string) ([]string, bool) {
+	return appendXFF(make([]string, 0, 4), s)
+}
+
+// appendXFF is splitXFF appending to hops, so that a caller can keep the
+// hops on its stack.
+func appendXFF(hops []string, s string) ([]string, bool) {
 	if strings.TrimSpace(s) == "" {
 		return nil, false
 	}
-	hops := make([]string, 0, 4)
 	for len(hops) < MaxForwardedHops {
 		i := strings.LastIndexByte(s, ',')
 		if hop := trimOWS(s[i+1:]); hop != "" {
