@@ -254,8 +254,8 @@ func legacySubject(m map[string]any) SubjectID {
 }
 
 func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
+	if len(s) > 128 {
+		s = s[:128] + "..."
 	}
 	return strconv.Quote(s)
 }
