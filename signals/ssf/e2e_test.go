@@ -293,7 +293,7 @@ func TestEndToEndPushedEvents(t *testing.T) {
 			events: []ssf.Event{ev(ssf.CAEPTokenClaimsChange, aliceS1,
 				map[string]any{"claims": map[string]any{"role": "ro-admin"}})},
 			want: ok, finding: []string{ssf.FindingClaimsChanged},
-			ssf:  map[string]any{"claims": map[string]any{"role": "ro-admin"}}},
+			ssf: map[string]any{"claims": map[string]any{"role": "ro-admin"}}},
 		{name: "session-established and session-presented change nothing",
 			events: []ssf.Event{ev(ssf.CAEPSessionEstablished, alice, map[string]any{"acr": "AAL2"}),
 				ev(ssf.CAEPSessionPresented, alice, nil)},

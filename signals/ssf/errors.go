@@ -5,7 +5,7 @@ import "errors"
 // The error categories of this package; test with [errors.Is].
 var (
 	// ErrSET means a Security Event Token was refused. The error is a
-	// [*SETError] whose Code is what RFC 8935 section 2.4 answers.
+	// [*SETError] whose Code is what RFC 8935 section 2.3 answers.
 	ErrSET = errors.New("ssf: security event token rejected")
 
 	// ErrOptions means options given to a constructor are invalid.
@@ -23,8 +23,8 @@ var (
 	ErrDelivery = errors.New("ssf: delivery failed")
 )
 
-// The SET error codes of RFC 8935 section 2.4 and RFC 8936 section
-// 2.4, answered in the "err" member of an error response.
+// The SET error codes of RFC 8935 section 2.4, also used by RFC 8936,
+// answered in the "err" member of an error response.
 const (
 	CodeInvalidRequest       = "invalid_request"
 	CodeInvalidKey           = "invalid_key"

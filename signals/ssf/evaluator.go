@@ -30,7 +30,7 @@ const (
 	WeightClaimsChanged       = 0.4
 )
 
-// riskWeights maps the risk levels of CAEP 1.0 section 3.8, in lower
+// riskWeights maps the risk levels of CAEP 1.0 risk-level-change, in lower
 // case, onto finding weights.
 var riskWeights = map[string]float64{
 	"low":    0,
@@ -64,7 +64,9 @@ func NewEvaluator(store Store) *Evaluator {
 }
 
 // Assess implements [runtimeid.RiskEvaluator].
-func (e *Evaluator) Assess(_ context.Context, ev *runtimeid.Evaluation) ([]runtimeid.Finding, error) {
+func (e *Evaluator) Assess(
+	_ context.Context, ev *runtimeid.Evaluation,
+) ([]runtimeid.Finding, error) {
 	m := merge(e.store, ev)
 	if m.empty() {
 		return nil, nil
@@ -128,7 +130,8 @@ func (m *merged) add(f *Facts) {
 	if f.Compliance != "" && m.compliance != "not-compliant" {
 		m.compliance = f.Compliance
 	}
-	if !f.AssuranceAt.IsZero() && (m.assurance == nil || f.AssuranceAt.After(m.assurance.AssuranceAt)) {
+	a := m.assurance
+	if !f.AssuranceAt.IsZero() && (a == nil || f.AssuranceAt.After(a.AssuranceAt)) {
 		m.assurance = f
 	}
 	if f.Claims != nil && (m.claims == nil || f.ClaimsAt.After(m.claims.ClaimsAt)) {

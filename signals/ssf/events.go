@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// The event types this package acts on. CAEP 1.0 section 3, RISC 1.0
-// section 2 and SSF 1.0 section 8.1.
+// The event types this package acts on, from CAEP 1.0, RISC 1.0 and
+// the stream events of SSF 1.0.
 const (
 	caepPrefix = "https://schemas.openid.net/secevent/caep/event-type/"
 	riscPrefix = "https://schemas.openid.net/secevent/risc/event-type/"
@@ -123,7 +123,7 @@ func allKeys(k *Keys) []Key    { return k.all() }
 
 // sessionOrUser: a session-revoked names a session (by sid or, as
 // jwt_id, one token); when it names only a user, every session of the
-// user is revoked, which is what CAEP 1.0 section 3.1 means by a user
+// user is revoked, which is what CAEP 1.0 session-revoked means by a user
 // subject. A user and a device without a session revoke the user's
 // sessions everywhere: the device cannot be told apart from the token.
 func sessionOrUser(k *Keys) []Key {

@@ -51,7 +51,7 @@ type PollOptions struct {
 	MaxEvents int
 
 	// ReturnImmediately asks the transmitter to answer at once even
-	// when it has no SET; false is long polling (RFC 8936 section 2.4).
+	// when it has no SET; false is long polling (RFC 8936).
 	ReturnImmediately bool
 
 	// Interval is the wait after a poll that returned no SET. Zero
@@ -215,7 +215,7 @@ func (p *Poller) Close() error {
 	return nil
 }
 
-// pollRequest is the body of a poll (RFC 8936 section 2.4).
+// pollRequest is the body of a poll request (RFC 8936).
 type pollRequest struct {
 	Ack               []string             `json:"ack"`
 	SetErrs           map[string]errorBody `json:"setErrs,omitempty"`
@@ -223,7 +223,7 @@ type pollRequest struct {
 	ReturnImmediately bool                 `json:"returnImmediately"`
 }
 
-// pollResponse is the transmitter's answer (RFC 8936 section 2.5).
+// pollResponse is the transmitter's answer (RFC 8936).
 type pollResponse struct {
 	Sets          map[string]string `json:"sets"`
 	MoreAvailable bool              `json:"moreAvailable"`
@@ -272,7 +272,8 @@ func (p *Poller) exchange(ctx context.Context) (*pollResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDelivery, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.opts.Endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		p.opts.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDelivery, err)
 	}

@@ -47,7 +47,7 @@ type ReceiverOptions struct {
 	State Store
 
 	// AuthorizationToken, when set, is the bearer token the transmitter
-	// must send in Authorization with each push (SSF 1.0 section 6.1.1
+	// must send in Authorization with each push (SSF 1.0
 	// authorization_header). It is compared in constant time.
 	AuthorizationToken runtimeid.Secret
 
@@ -87,9 +87,9 @@ type ReceiverOptions struct {
 // MaxAge and not in the future, a jti, and an events object. A SET whose
 // jti was seen is accepted again without being applied, so that a
 // transmitter's retry does no harm. Events of unknown types are
-// accepted and ignored; see [apply] for what each known type does.
+// accepted and ignored; the package doc says what each known type does.
 //
-// What it does not do: it manages no stream (SSF 1.0 section 8), so the
+// What it does not do: it manages no stream (SSF 1.0 stream management), so the
 // stream is configured at the transmitter; and it decrypts no JWE.
 type Receiver struct {
 	opts ReceiverOptions
@@ -101,15 +101,13 @@ type Receiver struct {
 	stream       StreamStatus
 }
 
-// Verification is the last verification event received (SSF 1.0
-// section 8.1.4).
+// Verification is the last SSF 1.0 verification event received.
 type Verification struct {
 	State string
 	At    time.Time // when it was received
 }
 
-// StreamStatus is the last stream-updated event received (SSF 1.0
-// section 8.1.5).
+// StreamStatus is the last SSF 1.0 stream-updated event received.
 type StreamStatus struct {
 	Status string // "enabled", "paused" or "disabled"
 	Reason string
@@ -195,7 +193,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.opts.MaxBodySize))
 	if err != nil {
-		r.refuse(w, req, http.StatusBadRequest, setErr(CodeInvalidRequest, "unreadable or too large body"))
+		r.refuse(w, req, http.StatusBadRequest,
+			setErr(CodeInvalidRequest, "unreadable or too large body"))
 		return
 	}
 
@@ -355,7 +354,8 @@ func (r *Receiver) applyEvent(ctx context.Context, set *SET, ev *Event, now time
 	handled, err := apply(r.opts.State, ev, now)
 	switch {
 	case errors.Is(err, errNoSubject):
-		log.LogAttrs(ctx, slog.LevelWarn, "ssf: event names no subject this receiver matches", attrs...)
+		log.LogAttrs(ctx, slog.LevelWarn,
+			"ssf: event names no subject this receiver matches", attrs...)
 		return nil
 	case err != nil:
 		return err

@@ -27,7 +27,7 @@ type SET struct {
 	TOE      time.Time // toe, the time of the event; may be zero
 	Expiry   time.Time // exp, rarely sent; may be zero
 
-	// Subject is the sub_id claim (SSF 1.0 section 4.1.1), or nil.
+	// Subject is the sub_id claim of SSF 1.0, or nil.
 	Subject *SubjectID
 
 	// Events are the members of the events claim, sorted by type.

@@ -51,7 +51,7 @@ type Facts struct {
 	Updated time.Time
 }
 
-// Assurance is an assurance-level-change (CAEP 1.0 section 3.4).
+// Assurance is an assurance-level-change event of CAEP 1.0.
 type Assurance struct {
 	Namespace string
 	Current   string

@@ -7,7 +7,7 @@ import (
 	"github.com/runtimeid/runtimeid"
 )
 
-// The subject identifier formats of RFC 9493 and SSF 1.0 section 3.
+// The subject identifier formats of RFC 9493 and SSF 1.0.
 const (
 	FormatAccount     = "account"
 	FormatAliases     = "aliases"
@@ -31,7 +31,7 @@ const maxSubjectDepth = 3
 const maxAliases = 16
 
 // SubjectID is a subject identifier as a SET carries it in sub_id (SSF
-// 1.0 section 3, RFC 9493). Which members are set depends on Format; a
+// 1.0, RFC 9493). Which members are set depends on Format; a
 // complex subject sets the member subjects instead.
 type SubjectID struct {
 	Format string `json:"format"`
@@ -51,7 +51,7 @@ type SubjectID struct {
 	// Identifiers are the members of an aliases subject.
 	Identifiers []SubjectID `json:"identifiers,omitempty"`
 
-	// The members of a complex subject (SSF 1.0 section 3.2).
+	// The members of a complex subject (SSF 1.0 complex subjects).
 	User        *SubjectID `json:"user,omitempty"`
 	Session     *SubjectID `json:"session,omitempty"`
 	Device      *SubjectID `json:"device,omitempty"`
@@ -278,7 +278,7 @@ func (s *SubjectID) simpleKey(r role) (Key, error) {
 	case "":
 		return Key{}, fmt.Errorf("subject without format")
 	default:
-		// RFC 9493 section 8.1: a receiver ignores formats it does not
+		// RFC 9493: a receiver ignores formats it does not
 		// understand rather than failing the whole SET.
 		return Key{}, nil
 	}

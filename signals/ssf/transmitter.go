@@ -134,10 +134,10 @@ func NewTransmitter(opts TransmitterOptions) (*Transmitter, error) {
 	}
 	opts.setDefaults()
 	t := &Transmitter{
-		opts:   opts,
-		alg:    alg,
-		queue:  make(chan Event, opts.QueueSize),
-		done:   make(chan struct{}),
+		opts:  opts,
+		alg:   alg,
+		queue: make(chan Event, opts.QueueSize),
+		done:  make(chan struct{}),
 	}
 	t.recent, _ = simplelru.NewLRU[string, time.Time](maxRecentReports, nil)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
@@ -270,7 +270,8 @@ func (t *Transmitter) drop(ev Event, why string, err error) {
 // push sends one SET. retry is false when the receiver refused it
 // (RFC 8935 section 2.3): sending it again would not help.
 func (t *Transmitter) push(set []byte) (retry bool, err error) {
-	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost, t.opts.PushURL, bytes.NewReader(set))
+	req, err := http.NewRequestWithContext(t.ctx, http.MethodPost,
+		t.opts.PushURL, bytes.NewReader(set))
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrDelivery, err)
 	}
@@ -341,8 +342,8 @@ func newJTI() string {
 	return hex.EncodeToString(b[:])
 }
 
-// SessionRevokedEvent is a CAEP session-revoked event (CAEP 1.0 section
-// 3.1) about sub, initiated by policy, with reason as reason_admin.
+// SessionRevokedEvent is a CAEP 1.0 session-revoked event about sub,
+// initiated by policy, with reason as reason_admin.
 func SessionRevokedEvent(sub SubjectID, at time.Time, reason string) Event {
 	c := map[string]any{"initiating_entity": "policy"}
 	if reason != "" {
@@ -351,8 +352,8 @@ func SessionRevokedEvent(sub SubjectID, at time.Time, reason string) Event {
 	return Event{Type: CAEPSessionRevoked, Subject: sub, Time: at, Claims: c}
 }
 
-// RiskLevelChangeEvent is a CAEP risk-level-change event (CAEP 1.0
-// section 3.8). principal is such as "USER"; the levels are "LOW",
+// RiskLevelChangeEvent is a CAEP risk-level-change event (CAEP
+// 1.0). principal is such as "USER"; the levels are "LOW",
 // "MEDIUM" or "HIGH", sent in upper case; previous may be empty.
 func RiskLevelChangeEvent(sub SubjectID, principal, current, previous string,
 	at time.Time, reason string) Event {
