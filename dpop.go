@@ -268,8 +268,9 @@ func (d *DPoP) prove(ctx context.Context, ev *Evaluation) (bool, error) {
 	case ev.Request == nil:
 		return false, dpopErr(CodeDPoPProofInvalid, "no request carries a DPoP proof", nil)
 	}
-	if err := d.check(ctx, ev.Request, ev.Credential.Token.Reveal(), jkt); err != nil {
-		return false, err
+	terr := d.check(ctx, ev.Request, ev.Credential.Token.Reveal(), jkt)
+	if terr != nil {
+		return false, terr
 	}
 	return true, nil
 }
@@ -303,7 +304,7 @@ type dpopClaims struct {
 }
 
 // check runs the checks of RFC 9449 section 4.3 and 7.1 on r's proof.
-func (d *DPoP) check(ctx context.Context, r *http.Request, token, jkt string) error {
+func (d *DPoP) check(ctx context.Context, r *http.Request, token, jkt string) *TokenError {
 	now := d.now()
 
 	// 1. Exactly one DPoP header, of bounded size.
