@@ -7,24 +7,28 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/decision"
+	"github.com/runtimeid/runtimeid/policy"
 )
 
 // The RFC 9449 examples: the key of every proof, its thumbprint (section
@@ -189,7 +193,7 @@ func (k *proofKey) proof(method, htu, token string, iat time.Time) *proof {
 	return &proof{
 		header: map[string]any{"typ": "dpop+jwt", "alg": string(k.alg), "jwk": k.public},
 		claims: map[string]any{
-			"jti": "jti-" + strconv.FormatInt(iat.UnixNano(), 36) + method + htu,
+			"jti": rand.Text(),
 			"htm": method, "htu": htu, "iat": iat.Unix(),
 			"ath": base64.RawURLEncoding.EncodeToString(sum[:]),
 		},
@@ -632,3 +636,198 @@ func BenchmarkDPoPValidate(b *testing.B) {
 type noReplay struct{}
 
 func (noReplay) Seen(context.Context, string, time.Time) (bool, error) { return false, nil }
+
+// popStack is an engine with proof-of-possession validators and the
+// decision enforcer, served over HTTP.
+type popStack struct {
+	t      *testing.T
+	issuer jwk.Key
+	now    time.Time
+	srv    *httptest.Server
+}
+
+const popIssuer = "https://idp.pop.example"
+
+func newPopStack(t *testing.T, v runtimeid.IdentityValidator,
+	dpop decision.DPoPChallenger, tlsSrv bool) *popStack {
+	t.Helper()
+	s := &popStack{t: t, now: testNow}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	s.issuer, err = jwk.FromRaw(priv)
+	require.NoError(t, err)
+	require.NoError(t, s.issuer.Set(jwk.KeyIDKey, "pop"))
+	pub, err := s.issuer.PublicKey()
+	require.NoError(t, err)
+	set := jwk.NewSet()
+	require.NoError(t, set.AddKey(pub))
+	keys, err := runtimeid.StaticKeys(set)
+	require.NoError(t, err)
+
+	enf, err := decision.NewEnforcer(decision.Options{Realm: "api", DPoP: dpop})
+	require.NoError(t, err)
+	eng, err := runtimeid.New(runtimeid.Config{
+		Token: runtimeid.TokenConfig{Issuer: popIssuer,
+			Audience: []string{"api"}, Keys: keys},
+		Validators: []runtimeid.IdentityValidator{v},
+		Policy:     policy.Default(),
+		Enforcer:   enf,
+		Now:        func() time.Time { return s.now },
+	})
+	require.NoError(t, err)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(runtimeid.IdentityFrom(r.Context()).Subject))
+	})
+	h := eng.Protect("orders.list", runtimeid.Low)(ok)
+	if tlsSrv {
+		s.srv = httptest.NewUnstartedServer(h)
+		s.srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+		s.srv.StartTLS()
+	} else {
+		s.srv = httptest.NewServer(h)
+	}
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// token mints an access token with the given cnf, or none.
+func (s *popStack) token(cnf map[string]any) string {
+	tok := jwt.New()
+	tok.Set(jwt.IssuerKey, popIssuer)
+	tok.Set(jwt.AudienceKey, "api")
+	tok.Set(jwt.SubjectKey, "alice")
+	tok.Set(jwt.IssuedAtKey, s.now)
+	tok.Set(jwt.ExpirationKey, s.now.Add(time.Hour))
+	if cnf != nil {
+		tok.Set("cnf", cnf)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, s.issuer))
+	require.NoError(s.t, err)
+	return string(signed)
+}
+
+type popResult struct {
+	status int
+	auth   string
+	nonce  string
+	body   string
+}
+
+func (s *popStack) do(client *http.Client, method string, header ...string) popResult {
+	req, err := http.NewRequest(method, s.srv.URL+"/v1/orders", nil)
+	require.NoError(s.t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	if client == nil {
+		client = s.srv.Client()
+	}
+	resp, err := client.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return popResult{status: resp.StatusCode, auth: resp.Header.Get("WWW-Authenticate"),
+		nonce: resp.Header.Get("DPoP-Nonce"), body: string(body)}
+}
+
+const allAlgs = `algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512"`
+
+func TestDPoPEndToEnd(t *testing.T) {
+	key := newProofKey(t)
+	nonces := mustNonces(t, "0123456789abcdef0123456789abcdef")
+	var s *popStack
+	d, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{
+		Now: func() time.Time { return s.now }, Nonces: nonces})
+	require.NoError(t, err)
+	s = newPopStack(t, d, d, false)
+	url := s.srv.URL + "/v1/orders"
+	bound := s.token(map[string]any{"jkt": key.jkt})
+	plain := s.token(nil)
+	nonce := nonces.Nonce(s.now)
+	proofFor := func(method, tok string, edit ...func(*proof)) string {
+		p := key.proof(method, url, tok, s.now)
+		p.claims["nonce"] = nonce
+		for _, e := range edit {
+			e(p)
+		}
+		return p.sign(t)
+	}
+
+	tests := []struct {
+		name   string
+		method string
+		header []string
+		status int
+		auth   string
+		nonce  bool
+	}{
+		{name: "valid proof", method: "GET", status: 200, nonce: true,
+			header: []string{"Authorization", "DPoP " + bound, "DPoP", proofFor("GET", bound)}},
+		{name: "HEAD with htm HEAD", method: "HEAD", status: 200, nonce: true,
+			header: []string{"Authorization", "DPoP " + bound, "DPoP", proofFor("HEAD", bound)}},
+		{name: "no token", method: "GET", status: 401,
+			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs},
+		{name: "bad proof", method: "GET", status: 401,
+			header: []string{"Authorization", "DPoP " + bound, "DPoP",
+				proofFor("GET", bound, func(p *proof) { p.claims["htm"] = "PUT" })},
+			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
+				`, error="invalid_dpop_proof", error_description="DPoP htm does not match the request method"`},
+		{name: "no nonce", method: "GET", status: 401, nonce: true,
+			header: []string{"Authorization", "DPoP " + bound, "DPoP",
+				proofFor("GET", bound, func(p *proof) { delete(p.claims, "nonce") })},
+			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
+				`, error="use_dpop_nonce", error_description="DPoP proof needs a current server nonce"`},
+		{name: "bound token as bearer", method: "GET", status: 401,
+			header: []string{"Authorization", "Bearer " + bound},
+			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
+				`, error="invalid_token", error_description="DPoP-bound token sent without the DPoP scheme"`},
+		{name: "DPoP scheme, unbound token", method: "GET", status: 401,
+			header: []string{"Authorization", "DPoP " + plain, "DPoP", proofFor("GET", plain)},
+			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
+				`, error="invalid_token", error_description="token is not bound to a DPoP key"`},
+		{name: "plain bearer still passes", method: "GET", status: 200,
+			header: []string{"Authorization", "Bearer " + plain}},
+		{name: "malformed DPoP token", method: "GET", status: 401,
+			header: []string{"Authorization", "DPoP x.y.z", "DPoP", proofFor("GET", "x.y.z")},
+			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
+				`, error="invalid_token", error_description="bad header encoding"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := s.do(nil, tt.method, tt.header...)
+			assert.Equal(t, tt.status, got.status, got.body)
+			assert.Equal(t, tt.auth, got.auth)
+			if tt.nonce {
+				assert.Equal(t, nonce, got.nonce)
+			} else {
+				assert.Empty(t, got.nonce)
+			}
+		})
+	}
+
+	// The proof of the first request cannot be used again.
+	proof := proofFor("GET", bound)
+	hdr := []string{"Authorization", "DPoP " + bound, "DPoP", proof}
+	assert.Equal(t, 200, s.do(nil, "GET", hdr...).status)
+	got := s.do(nil, "GET", hdr...)
+	assert.Equal(t, 401, got.status)
+	assert.Equal(t, `Bearer realm="api", DPoP realm="api", `+allAlgs+
+		`, error="invalid_dpop_proof", error_description="DPoP proof already used"`, got.auth)
+}
+
+func TestDPoPRequiredEndToEnd(t *testing.T) {
+	var s *popStack
+	d, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{Algs: []string{"ES256", "PS256"},
+		Now: func() time.Time { return s.now }, Required: true})
+	require.NoError(t, err)
+	s = newPopStack(t, d, d, false)
+
+	got := s.do(nil, "GET")
+	assert.Equal(t, 401, got.status)
+	assert.Equal(t, `DPoP realm="api", algs="ES256 PS256"`, got.auth)
+
+	got = s.do(nil, "GET", "Authorization", "Bearer "+s.token(nil))
+	assert.Equal(t, 401, got.status)
+	assert.Equal(t, `DPoP realm="api", algs="ES256 PS256", error="invalid_token", `+
+		`error_description="DPoP proof required"`, got.auth)
+}

@@ -149,7 +149,9 @@ func certFromHeader(vals []string) ([]byte, bool) {
 		if err != nil {
 			return nil, false
 		}
-		v = u
+		// Form encoding turns the spaces of the armour into "+".
+		v = strings.ReplaceAll(u, "-----BEGIN+CERTIFICATE-----", pemBegin)
+		v = strings.ReplaceAll(v, "-----END+CERTIFICATE-----", pemEnd)
 	}
 	if strings.HasPrefix(v, "-----BEGIN") {
 		return pemCert(v)
@@ -174,20 +176,24 @@ func pemCert(s string) ([]byte, bool) {
 	return parsedCert(block.Bytes)
 }
 
+const (
+	pemBegin = "-----BEGIN CERTIFICATE-----"
+	pemEnd   = "-----END CERTIFICATE-----"
+)
+
 // unfoldPEM rebuilds the lines of a PEM block whose line breaks became
 // spaces.
 func unfoldPEM(s string) string {
-	const begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
-	body, ok := strings.CutPrefix(strings.TrimSpace(s), begin)
+	body, ok := strings.CutPrefix(strings.TrimSpace(s), pemBegin)
 	if !ok {
 		return s
 	}
-	body, _, ok = strings.Cut(body, end)
+	body, _, ok = strings.Cut(body, pemEnd)
 	if !ok {
 		return s
 	}
 	body = strings.Join(strings.Fields(body), "\n")
-	return begin + "\n" + body + "\n" + end + "\n"
+	return pemBegin + "\n" + body + "\n" + pemEnd + "\n"
 }
 
 func parsedCert(der []byte) ([]byte, bool) {
