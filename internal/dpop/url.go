@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -92,16 +93,13 @@ func normalizeHost(scheme, host string) (string, bool) {
 	return name, true
 }
 
+// validPort accepts "" or a decimal number up to 65535.
 func validPort(p string) bool {
-	if len(p) > 5 {
-		return false
+	if p == "" {
+		return true
 	}
-	for _, c := range p {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
 }
 
 // normalizePath normalises percent-encodings and removes dot segments.
