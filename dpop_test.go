@@ -771,16 +771,19 @@ func TestDPoPEndToEnd(t *testing.T) {
 			header: []string{"Authorization", "DPoP " + bound, "DPoP",
 				proofFor("GET", bound, func(p *proof) { p.claims["htm"] = "PUT" })},
 			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
-				`, error="invalid_dpop_proof", error_description="DPoP htm does not match the request method"`},
+				`, error="invalid_dpop_proof", ` +
+				`error_description="DPoP htm does not match the request method"`},
 		{name: "no nonce", method: "GET", status: 401, nonce: true,
 			header: []string{"Authorization", "DPoP " + bound, "DPoP",
 				proofFor("GET", bound, func(p *proof) { delete(p.claims, "nonce") })},
 			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
-				`, error="use_dpop_nonce", error_description="DPoP proof needs a current server nonce"`},
+				`, error="use_dpop_nonce", ` +
+				`error_description="DPoP proof needs a current server nonce"`},
 		{name: "bound token as bearer", method: "GET", status: 401,
 			header: []string{"Authorization", "Bearer " + bound},
 			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +
-				`, error="invalid_token", error_description="DPoP-bound token sent without the DPoP scheme"`},
+				`, error="invalid_token", ` +
+				`error_description="DPoP-bound token sent without the DPoP scheme"`},
 		{name: "DPoP scheme, unbound token", method: "GET", status: 401,
 			header: []string{"Authorization", "DPoP " + plain, "DPoP", proofFor("GET", plain)},
 			auth: `Bearer realm="api", DPoP realm="api", ` + allAlgs +

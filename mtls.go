@@ -134,6 +134,10 @@ func (m *MTLS) clientCert(r *http.Request) ([]byte, bool) {
 	return r.TLS.PeerCertificates[0].Raw, true
 }
 
+// TODO: Envoy's X-Forwarded-Client-Cert, a list of elements such as
+// Hash=...;Cert="..." with one element per hop, is not understood; such a
+// header reads as a missing certificate, so the token is refused.
+//
 // certFromHeader decodes one header line holding a certificate as
 // URL-escaped PEM, PEM, or base64 DER. The result must parse as X.509,
 // so that a garbled header is a missing certificate.

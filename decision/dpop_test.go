@@ -54,7 +54,7 @@ func TestDPoPChallenges(t *testing.T) {
 			auth: both + `, error="invalid_dpop_proof", ` +
 				`error_description="DPoP proof already used"`},
 		{name: "nonce", dpop: fakeDPoP{nonce: "n-1"}, status: 401, nonce: "n-1",
-			ev: withScheme(tokenErr(runtimeid.CodeDPoPNonceRequired, "needs nonce"), "DPoP"),
+			ev:   withScheme(tokenErr(runtimeid.CodeDPoPNonceRequired, "needs nonce"), "DPoP"),
 			auth: both + `, error="use_dpop_nonce", error_description="needs nonce"`},
 		{name: "required", dpop: fakeDPoP{required: true}, status: 401,
 			ev: withScheme(tokenErr(runtimeid.CodeDPoPRequired, "DPoP proof required"), "Bearer"),

@@ -208,6 +208,11 @@ func RequestURL(r *http.Request, trusted []netip.Prefix) (string, error) {
 // proto= and host= are used. Otherwise X-Forwarded-Proto and
 // X-Forwarded-Host are read, and of a list the last value, the one the
 // nearest proxy wrote. A proto other than http or https is ignored.
+//
+// BUG: X-Forwarded-Proto and X-Forwarded-Host carry no for= to tell
+// which hop wrote which value, so behind several proxies that each
+// append, the last value is the innermost proxy's view and the htu check
+// fails (closed). Use Forwarded, or let only the outermost proxy set them.
 func Forwarded(r *http.Request, trusted []netip.Prefix, scheme, host string) (string, string) {
 	if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
 		el, ok := clientElement(joinLines(fwd), trusted)
