@@ -103,7 +103,7 @@ func TestDPoPRFC9449ResourceRequest(t *testing.T) {
 func TestDPoPRFC9449TokenEndpointProofs(t *testing.T) {
 	// The proofs of section 4 are for the token endpoint: they verify,
 	// but carry no ath, which a resource server requires.
-	for i, p := range loadRFCProofs(t)[:3] {
+	for _, p := range loadRFCProofs(t)[:3] {
 		iat := int64(p.Claims["iat"].(float64))
 		d, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{Now: fixedClock(iat)})
 		require.NoError(t, err)
@@ -116,7 +116,6 @@ func TestDPoPRFC9449TokenEndpointProofs(t *testing.T) {
 		d, _ = runtimeid.NewDPoP(runtimeid.DPoPOptions{Now: fixedClock(iat + 61)})
 		err = d.Validate(context.Background(), dpopEval(r, rfcToken, rfcJKT))
 		requireTokenError(t, err, runtimeid.CodeDPoPProofInvalid, "DPoP proof too old")
-		_ = i
 	}
 }
 

@@ -57,7 +57,7 @@ func TestMemoryReplayCacheConcurrent(t *testing.T) {
 	until := time.Now().Add(time.Minute)
 	var fresh atomic.Int64
 	var wg sync.WaitGroup
-	for g := range 8 {
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -69,7 +69,6 @@ func TestMemoryReplayCacheConcurrent(t *testing.T) {
 					fresh.Add(1)
 				}
 			}
-			_ = g
 		}()
 	}
 	wg.Wait()
