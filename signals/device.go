@@ -19,10 +19,16 @@ const DeviceCacheSize = 4096
 // Device parses [runtimeid.DeviceSignals.UserAgent] into the browser and
 // OS family and major version, a device type and a bot flag.
 //
-// What it trusts: nothing. The user agent is whatever the client sent;
-// a client can claim to be any browser, or not a bot. Treat the result
-// as a hint for risk (a new device, a change of browser), never as proof
-// of anything. Device never reads the device ID.
+// What it trusts: nothing. The user agent and the client hints are
+// whatever the client sent; a client can claim to be any browser, or
+// not a bot. Treat the result as a hint for risk (a new device, a
+// change of browser), never as proof of anything. Device never reads
+// the device ID; [DeviceID] does.
+//
+// Client hints: when the request carries Sec-CH-UA, Sec-CH-UA-Platform
+// or Sec-CH-UA-Mobile and the user agent names a Chromium-based browser
+// (or none), the hints win over the user agent, since Chrome freezes
+// parts of its user agent string. [ClientHints] says exactly how.
 //
 // Families come from uap-core's rules through github.com/ua-parser/uap-go,
 // chosen for its accuracy over medama-io/go-useragent and
@@ -78,11 +84,16 @@ func newDevice(size int) *Device {
 }
 
 // Collect implements [runtimeid.SignalCollector]. It keeps the user
-// agent and device ID already in ev.Signals.Device and fills the rest.
+// agent and device ID already in ev.Signals.Device and fills the rest:
+// from the user agent, refined by the request's client hints (see
+// [ParseClientHints]) when the browser is Chromium-based.
 func (d *Device) Collect(_ context.Context, ev *runtimeid.Evaluation) error {
 	dev := &ev.Signals.Device
 	p := d.Parse(dev.UserAgent)
 	p.UserAgent, p.ID = dev.UserAgent, dev.ID
+	if ev.Request != nil {
+		applyHints(ParseClientHints(ev.Request.Header), &p)
+	}
 	*dev = p
 	return nil
 }
