@@ -50,8 +50,9 @@ const DeviceCacheSize = 4096
 // about 0.1 ms of CPU instead of 0.44 ms.
 //
 // BUG: a client that sends a new user agent on every request still
-// makes each request pay an uncached parse, up to about 0.3 ms for a
-// crafted one that contains the literals of many rules. Go's regexp
+// makes each request pay an uncached parse; one stuffed with the
+// literals of many rules took 0.15 ms (0.8 ms without the prefilter),
+// and no worst case is proven. Go's regexp
 // runs in linear time and the user agent is at most 512 bytes, so the
 // cost is bounded, but a rate limit in front of the engine is still
 // wise.
