@@ -64,6 +64,12 @@ func (rt *Routes) Match(r *http.Request) (runtimeid.Action, []runtimeid.RouteOpt
 	return a, nil
 }
 
+// Lookup returns the route of a pattern.
+func (rt *Routes) Lookup(pattern string) (Route, bool) {
+	r, ok := rt.routes[pattern]
+	return r, ok
+}
+
 // Sensitivities returns the sensitivity of each pattern, for
 // [runtimeid.Config.Sensitivities].
 func (rt *Routes) Sensitivities() map[string]runtimeid.Sensitivity {
