@@ -294,6 +294,22 @@ func (f *File) path(p string) string {
 
 // fieldError is a problem with one field, at the field's line.
 func (f *File) fieldError(field, reason string, err error) *Error {
-	return &Error{File: f.Name, Line: f.lines[field], Field: field,
+	return &Error{File: f.Name, Line: f.line(field), Field: field,
 		Reason: reason, Err: err}
+}
+
+// line is the line of the field, or of the nearest enclosing one that
+// the file gives, for a field left out.
+func (f *File) line(field string) int {
+	for field != "" {
+		if l, ok := f.lines[field]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			return 0
+		}
+		field = field[:i]
+	}
+	return 0
 }
