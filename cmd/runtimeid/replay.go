@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/decision/live"
 	"github.com/runtimeid/runtimeid/policy"
 	"github.com/runtimeid/runtimeid/policy/config"
 )
@@ -87,6 +88,9 @@ type replayer struct {
 	requests, skipped int
 	first, last       time.Time
 	changes           map[[2]outcomeRule]int
+
+	// live, when set, receives the current policy's decisions.
+	live *live.View
 }
 
 // outcomeRule is one decision, as compared between policies.
@@ -96,13 +100,22 @@ type outcomeRule struct{ outcome, rule string }
 // the sessions tracked; beyond it, addresses share "user-other".
 const maxSubjects = 1_000_000
 
+func (r *replayer) clock() time.Time { return r.now }
+
 func newReplayer(o replayOptions) (*replayer, error) {
+	return newReplayerLive(o, nil)
+}
+
+// newReplayerLive is newReplayer with a live view of the current
+// policy's decisions.
+func newReplayerLive(o replayOptions, view *live.View) (*replayer, error) {
 	cfg, err := loadConfig(o.config)
 	if err != nil {
 		return nil, err
 	}
 	r := &replayer{cfg: cfg, format: o.format, subjects: map[string]string{},
-		sessions: map[string]time.Time{}, changes: map[[2]outcomeRule]int{}}
+		sessions: map[string]time.Time{}, changes: map[[2]outcomeRule]int{},
+		live: view}
 	current, err := cfg.LoadPolicy()
 	if err != nil {
 		return nil, err
@@ -128,10 +141,13 @@ func newReplayer(o replayOptions) (*replayer, error) {
 }
 
 func (r *replayer) addEngine(title string, p runtimeid.PolicyEngine) error {
+	log := slog.New(slog.DiscardHandler)
+	if r.live != nil && len(r.engines) == 0 {
+		log = slog.New(r.live.Handler())
+	}
 	b, err := r.cfg.Build(config.BuildOptions{
-		Policy: p, Now: func() time.Time { return r.now },
+		Policy: p, Now: r.clock, Logger: log,
 		InsecureSkipAuthentication: true,
-		Logger:                     slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err

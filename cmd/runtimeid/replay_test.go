@@ -20,6 +20,9 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 const realLog = "../../examples/quickstart/data/apache_logs"
 
 func TestReplayRealLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays 10,000 requests; skipped with -short")
+	}
 	code, out, errOut := runCmd(t, "replay", "-config", "testdata/replay.yaml",
 		"-candidate", "testdata/candidate.yaml", realLog)
 	require.Equal(t, exitOK, code, errOut)

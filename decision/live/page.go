@@ -86,13 +86,24 @@ var outcomeOrder = []string{"allow", "challenge", "block"}
 
 func (v *View) pageData(s Snapshot, nonce string) pageData {
 	d := pageData{Title: v.opts.Title, Nonce: nonce, Snap: s,
-		Bucket: v.opts.Bucket.String()}
+		Bucket: short(v.opts.Bucket)}
 	for _, o := range outcomeOrder {
 		d.Outcomes = append(d.Outcomes, outcomeTotal{o, s.Outcomes[o]})
 	}
 	d.Series = seriesChart(s.Series)
 	d.Scores = scoreChart(s.Scores)
 	return d
+}
+
+// short writes a whole number of hours or minutes as "1h" or "5m".
+func short(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 const (
