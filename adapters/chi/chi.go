@@ -1,4 +1,4 @@
-// Package chi protects a go-chi/chi v5 router with a runtimeid engine.
+// Package chiadapter protects a go-chi/chi v5 router with a runtimeid engine.
 //
 //	r := chi.NewRouter()
 //	r.Use(chiadapter.Middleware(eng))
@@ -23,7 +23,7 @@
 // before this one, or the route that runs may differ from the one
 // evaluated; GetHead is handled either way, since HEAD is evaluated as
 // GET.
-package chi
+package chiadapter
 
 import (
 	"net/http"

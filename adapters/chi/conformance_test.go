@@ -1,4 +1,4 @@
-package chi_test
+package chiadapter_test
 
 import (
 	"net/http"
