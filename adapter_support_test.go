@@ -13,6 +13,7 @@ import (
 
 	"github.com/runtimeid/runtimeid"
 	"github.com/runtimeid/runtimeid/internal/conformance"
+	"github.com/runtimeid/runtimeid/internal/conformance/demo"
 )
 
 func TestActionName(t *testing.T) {
@@ -65,7 +66,7 @@ func fixture(t *testing.T) (*conformance.Fixture, *clock) {
 }
 
 // evaluate evaluates a request for action with a token minted for g.
-func evaluate(t *testing.T, fx *conformance.Fixture, g conformance.Grant, a runtimeid.Action) *runtimeid.Evaluation {
+func evaluate(t *testing.T, fx *conformance.Fixture, g demo.Grant, a runtimeid.Action) *runtimeid.Evaluation {
 	t.Helper()
 	tok, err := fx.Issuer.Mint(g)
 	require.NoError(t, err)
@@ -79,20 +80,20 @@ func TestRecheck(t *testing.T) {
 	high := runtimeid.Action{Name: "transfer", Sensitivity: runtimeid.High}
 	tests := []struct {
 		name    string
-		grant   conformance.Grant
+		grant   demo.Grant
 		action  runtimeid.Action
 		later   time.Duration
 		outcome runtimeid.Outcome
 		reason  string
 	}{
-		{"still fresh", conformance.Grant{Subject: "alice", Issued: now, AuthTime: now},
+		{"still fresh", demo.Grant{Subject: "alice", Issued: now, AuthTime: now},
 			high, 4 * time.Minute, runtimeid.Allow, "default"},
-		{"login too old for step-up", conformance.Grant{Subject: "alice", Issued: now, AuthTime: now},
+		{"login too old for step-up", demo.Grant{Subject: "alice", Issued: now, AuthTime: now},
 			high, 6 * time.Minute, runtimeid.Challenge, "stale_authentication"},
-		{"token expired, skew included", conformance.Grant{Subject: "alice", Issued: now, TTL: time.Hour},
+		{"token expired, skew included", demo.Grant{Subject: "alice", Issued: now, TTL: time.Hour},
 			runtimeid.Action{Name: "read"}, time.Hour + time.Minute, runtimeid.Block,
 			runtimeid.CodeTokenExpired},
-		{"within the skew", conformance.Grant{Subject: "alice", Issued: now, TTL: time.Hour},
+		{"within the skew", demo.Grant{Subject: "alice", Issued: now, TTL: time.Hour},
 			runtimeid.Action{Name: "read"}, time.Hour + 59*time.Second, runtimeid.Allow, "default"},
 	}
 	for _, tt := range tests {
@@ -125,7 +126,7 @@ func TestRecheckKeepsTokenError(t *testing.T) {
 func TestWatchFiresOnStepUp(t *testing.T) {
 	fx, c := fixture(t)
 	now := conformance.Now
-	ev := evaluate(t, fx, conformance.Grant{Subject: "alice", Issued: now, AuthTime: now},
+	ev := evaluate(t, fx, demo.Grant{Subject: "alice", Issued: now, AuthTime: now},
 		runtimeid.Action{Name: "stream", Sensitivity: runtimeid.High})
 	require.Equal(t, runtimeid.Allow, ev.Decision.Outcome)
 
@@ -149,7 +150,7 @@ func TestWatchFiresOnStepUp(t *testing.T) {
 
 func TestWatchStops(t *testing.T) {
 	fx, _ := fixture(t)
-	ev := evaluate(t, fx, conformance.Grant{Subject: "alice", Issued: conformance.Now},
+	ev := evaluate(t, fx, demo.Grant{Subject: "alice", Issued: conformance.Now},
 		runtimeid.Action{Name: "read"})
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/runtimeid/runtimeid"
 	"github.com/runtimeid/runtimeid/decision"
+	"github.com/runtimeid/runtimeid/internal/conformance/demo"
 	"github.com/runtimeid/runtimeid/policy"
 )
 
@@ -45,14 +46,14 @@ var Sensitivities = map[string]runtimeid.Sensitivity{
 // decision package's enforcer, recording every action it evaluates.
 type Fixture struct {
 	Engine *runtimeid.Engine
-	Issuer *Issuer
+	Issuer *demo.Issuer
 
 	rec *recorder
 }
 
 // NewFixture builds a fixture whose clock reads now().
 func NewFixture(now func() time.Time) (*Fixture, error) {
-	is, err := NewIssuer()
+	is, err := demo.NewIssuer()
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +72,8 @@ func NewFixture(now func() time.Time) (*Fixture, error) {
 	rec := &recorder{next: enf}
 	eng, err := runtimeid.New(runtimeid.Config{
 		Token: runtimeid.TokenConfig{
-			Issuer:   IssuerURL,
-			Audience: []string{Audience},
+			Issuer:   demo.IssuerURL,
+			Audience: []string{demo.Audience},
 			Keys:     keys,
 			// BUG: New copies the config into the engine before the
 			// token defaults are written back, so a zero MaxSize makes

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/internal/conformance/demo"
 )
 
 // SeenHeader is the response header in which [Serve] writes the action
@@ -263,9 +264,9 @@ func Run(t *testing.T, build Build) {
 	}
 }
 
-func mintAll(t *testing.T, is *Issuer) map[int]string {
+func mintAll(t *testing.T, is *demo.Issuer) map[int]string {
 	t.Helper()
-	grants := map[int]Grant{
+	grants := map[int]demo.Grant{
 		fresh:   {Subject: "alice", AuthTime: Now.Add(-time.Minute)},
 		stale:   {Subject: "alice", AuthTime: Now.Add(-time.Hour)},
 		mallory: {Subject: "mallory", AuthTime: Now.Add(-time.Minute)},

@@ -1,4 +1,7 @@
-package conformance
+// Package demo mints tokens and builds engines for the adapter examples
+// and the conformance suite: a fresh ES256 key per run, never a real
+// identity provider.
+package demo
 
 import (
 	"crypto/ecdsa"
@@ -31,25 +34,25 @@ type Issuer struct {
 func NewIssuer() (*Issuer, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	key, err := jwk.FromRaw(priv)
 	if err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
-	if err := key.Set(jwk.KeyIDKey, "conformance-1"); err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+	if err := key.Set(jwk.KeyIDKey, "demo-1"); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	if err := key.Set(jwk.AlgorithmKey, jwa.ES256); err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	pub, err := key.PublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	set := jwk.NewSet()
 	if err := set.AddKey(pub); err != nil {
-		return nil, fmt.Errorf("conformance: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	return &Issuer{key: key, Public: set}, nil
 }
@@ -80,11 +83,24 @@ func (is *Issuer) Mint(g Grant) (string, error) {
 	}
 	tok, err := b.Build()
 	if err != nil {
-		return "", fmt.Errorf("conformance: %w", err)
+		return "", fmt.Errorf("demo: %w", err)
 	}
 	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, is.key))
 	if err != nil {
-		return "", fmt.Errorf("conformance: %w", err)
+		return "", fmt.Errorf("demo: %w", err)
 	}
 	return string(signed), nil
+}
+
+// Tokens mints the two sample tokens the examples print, valid for an
+// hour from now: FRESH (alice, authenticated just now) and STALE (alice,
+// authenticated an hour ago).
+func (is *Issuer) Tokens(now time.Time) (fresh, stale string, err error) {
+	fresh, err = is.Mint(Grant{Subject: "alice", Session: "alice-1", Issued: now, AuthTime: now})
+	if err != nil {
+		return "", "", err
+	}
+	stale, err = is.Mint(Grant{Subject: "alice", Session: "alice-1", Issued: now,
+		AuthTime: now.Add(-time.Hour)})
+	return fresh, stale, err
 }
