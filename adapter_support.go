@@ -161,7 +161,9 @@ func (e *Engine) Watch(ctx context.Context, ev *Evaluation, opts WatchOptions) <
 	return out
 }
 
-func (e *Engine) watch(ctx context.Context, ev *Evaluation, ticks <-chan time.Time, out chan<- *Evaluation) {
+func (e *Engine) watch(ctx context.Context, ev *Evaluation,
+	ticks <-chan time.Time, out chan<- *Evaluation,
+) {
 	for {
 		select {
 		case <-ctx.Done():

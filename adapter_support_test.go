@@ -66,7 +66,9 @@ func fixture(t *testing.T) (*conformance.Fixture, *clock) {
 }
 
 // evaluate evaluates a request for action with a token minted for g.
-func evaluate(t *testing.T, fx *conformance.Fixture, g demo.Grant, a runtimeid.Action) *runtimeid.Evaluation {
+func evaluate(t *testing.T, fx *conformance.Fixture, g demo.Grant,
+	a runtimeid.Action,
+) *runtimeid.Evaluation {
 	t.Helper()
 	tok, err := fx.Issuer.Mint(g)
 	require.NoError(t, err)

@@ -39,7 +39,9 @@ import (
 // handler with the evaluation in the request context (see
 // [runtimeid.FromContext]). CORS preflights pass unevaluated (see
 // [runtimeid.IsPreflight]). opts apply to every route.
-func Middleware(eng *runtimeid.Engine, opts ...runtimeid.RouteOption) func(http.Handler) http.Handler {
+func Middleware(eng *runtimeid.Engine,
+	opts ...runtimeid.RouteOption,
+) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			a := eng.RouteAction(r.Method, Pattern(r))

@@ -105,7 +105,8 @@ func Pattern(c echo.Context) string {
 	return adapt.Normalize(path)
 }
 
-// routed reports whether a route for the request's method has the path, on the router that serves the request's host.
+// routed reports whether a route for the request's method has the path,
+// on the router that serves the request's host.
 func routed(c echo.Context, path string) bool {
 	e := c.Echo()
 	router := e.Router()

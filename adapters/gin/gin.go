@@ -65,7 +65,9 @@ func Protect(eng *runtimeid.Engine, name string, s runtimeid.Sensitivity,
 	}
 }
 
-func check(eng *runtimeid.Engine, c *gin.Context, a runtimeid.Action, opts []runtimeid.RouteOption) {
+func check(eng *runtimeid.Engine, c *gin.Context, a runtimeid.Action,
+	opts []runtimeid.RouteOption,
+) {
 	r, ev, ok := adapt.Check(eng, c.Writer, c.Request, a, opts)
 	if !ok {
 		c.Abort()

@@ -54,10 +54,16 @@ func run(addr string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("export FRESH=%s\n\n# a tick every 5s; after about 5 minutes: event runtimeid, step-up required\n"+
-		"curl -N http://%s/api/events -H \"Authorization: Bearer $FRESH\"\n", fresh, addr)
+	fmt.Printf("export FRESH=%s\n\n"+
+		"# a tick every 5s; after about 5 minutes: event runtimeid, step-up required\n"+
+		"curl -N http://%s/api/events -H \"Authorization: Bearer $FRESH\"\n",
+		fresh, addr)
 
-	s := &stream{eng: eng, watch: runtimeid.WatchOptions{Interval: 10 * time.Second}, every: 5 * time.Second}
+	s := &stream{
+		eng:   eng,
+		watch: runtimeid.WatchOptions{Interval: 10 * time.Second},
+		every: 5 * time.Second,
+	}
 	srv := &http.Server{Addr: addr, Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	return srv.ListenAndServe()
 }

@@ -110,7 +110,9 @@ type recorder struct {
 	actions []string
 }
 
-func (r *recorder) Enforce(w http.ResponseWriter, req *http.Request, ev *runtimeid.Evaluation) bool {
+func (r *recorder) Enforce(w http.ResponseWriter, req *http.Request,
+	ev *runtimeid.Evaluation,
+) bool {
 	r.mu.Lock()
 	r.actions = append(r.actions, ev.Action.Name)
 	r.mu.Unlock()
