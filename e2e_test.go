@@ -212,7 +212,7 @@ func TestEndToEndTokenErrors(t *testing.T) {
 			`Bearer realm="api", error="invalid_token", error_description="authorization scheme is not Bearer"`,
 			"token_malformed"},
 		{"DPoP scheme without a proof", []string{"Authorization", "DPoP " + good}, "/api/orders", 401,
-			`Bearer realm="api", error="invalid_token", error_description="DPoP proof not verified"`,
+			`Bearer realm="api", DPoP realm="api", error="invalid_token", error_description="DPoP proof not verified"`,
 			"token_binding"},
 		{"two headers", append(bearer(good), bearer(good)...), "/api/orders", 400,
 			`Bearer realm="api", error="invalid_request", error_description="more than one Authorization header"`,

@@ -57,6 +57,28 @@ type Options struct {
 	// Logger receives a debug event for each refusal. Nil discards them;
 	// the engine already writes the audit event of every decision.
 	Logger *slog.Logger
+
+	// DPoP, when set, offers the DPoP scheme (RFC 9449 section 7.1)
+	// in challenges, with its algs, sends a fresh DPoP-Nonce with each
+	// use_dpop_nonce error and on allowed DPoP requests, and drops the
+	// Bearer challenge when DPoP is required. A [*runtimeid.DPoP]
+	// implements it. Nil means Bearer challenges only, except that a
+	// request made with the DPoP scheme is always answered with a DPoP
+	// challenge.
+	DPoP DPoPChallenger
+}
+
+// DPoPChallenger is what the [Enforcer] needs to know of the DPoP
+// validator. Its methods must be safe for concurrent use.
+type DPoPChallenger interface {
+	// Algs lists the accepted proof algorithms.
+	Algs() []string
+
+	// Nonce returns a fresh server nonce, or "" when none is required.
+	Nonce() string
+
+	// Required reports whether plain Bearer tokens are refused.
+	Required() bool
 }
 
 // Enforcer is the standard [runtimeid.Enforcer]. It trusts the
@@ -70,6 +92,8 @@ type Enforcer struct {
 	realm       string
 	returnParam string
 	log         *slog.Logger
+	dpop        DPoPChallenger
+	algs        string
 }
 
 var _ runtimeid.Enforcer = (*Enforcer)(nil)
@@ -81,6 +105,10 @@ func NewEnforcer(opts Options) (*Enforcer, error) {
 		realm:       opts.Realm,
 		returnParam: opts.ReturnParam,
 		log:         opts.Logger,
+		dpop:        opts.DPoP,
+	}
+	if e.dpop != nil {
+		e.algs = strings.Join(e.dpop.Algs(), " ")
 	}
 	if e.returnParam == "" {
 		e.returnParam = DefaultReturnParam
@@ -126,7 +154,10 @@ func stepUpURL(s string) (*url.URL, error) {
 //   - a [*runtimeid.TokenError]: 401 with WWW-Authenticate: Bearer and no
 //     error code when no token was sent (RFC 6750 section 3.1), 400
 //     invalid_request for a malformed request, 401 invalid_token
-//     otherwise;
+//     otherwise; for a DPoP error or a request made with the DPoP scheme
+//     the error goes in a DPoP challenge instead: invalid_dpop_proof,
+//     use_dpop_nonce with a DPoP-Nonce header, or invalid_token (RFC 9449
+//     sections 7.1 and 9); a replay cache that failed gives 503;
 //   - [runtimeid.Challenge]: a 303 redirect to [Options.StepUpURL] for a
 //     browser navigation, otherwise 401 insufficient_user_authentication
 //     with acr_values and max_age (RFC 9470 section 3);
@@ -135,8 +166,12 @@ func stepUpURL(s string) (*url.URL, error) {
 // Only GET and HEAD navigations are redirected: redirecting a form POST
 // would drop its body, so it gets the 401 and the page decides.
 func (e *Enforcer) Enforce(w http.ResponseWriter, r *http.Request, ev *runtimeid.Evaluation) bool {
-	// The hot path: a clean allow costs two comparisons.
+	// The hot path: a clean allow costs two comparisons, three with
+	// DPoP configured.
 	if ev != nil && ev.Err == nil && ev.Decision.Outcome == runtimeid.Allow {
+		if e.dpop != nil && ev.Credential.Scheme == "DPoP" {
+			e.freshNonce(w)
+		}
 		return true
 	}
 	if ev == nil {
@@ -145,7 +180,7 @@ func (e *Enforcer) Enforce(w http.ResponseWriter, r *http.Request, ev *runtimeid
 	}
 	var te *runtimeid.TokenError
 	if errors.As(ev.Err, &te) {
-		e.refuse(w, r, tokenProblem(te, e.realm))
+		e.refuse(w, r, e.tokenProblem(te, ev.Credential.Scheme))
 		return false
 	}
 
@@ -156,7 +191,7 @@ func (e *Enforcer) Enforce(w http.ResponseWriter, r *http.Request, ev *runtimeid
 	case ev.Err != nil:
 		e.refuse(w, r, blocked(runtimeid.CodeEvaluationError))
 	case d.Outcome == runtimeid.Challenge:
-		e.challenge(w, r, d)
+		e.challenge(w, r, d, ev.Credential.Scheme)
 	case d.Outcome == runtimeid.Block:
 		e.refuse(w, r, blocked(d.Reason))
 	default:
@@ -166,7 +201,8 @@ func (e *Enforcer) Enforce(w http.ResponseWriter, r *http.Request, ev *runtimeid
 	return false
 }
 
-func (e *Enforcer) challenge(w http.ResponseWriter, r *http.Request, d *runtimeid.Decision) {
+func (e *Enforcer) challenge(w http.ResponseWriter, r *http.Request,
+	d *runtimeid.Decision, scheme string) {
 	if e.stepUp != nil {
 		// The answer depends on Accept: caches must not give a browser's
 		// redirect to an API client, or the reverse.
@@ -176,7 +212,7 @@ func (e *Enforcer) challenge(w http.ResponseWriter, r *http.Request, d *runtimei
 			return
 		}
 	}
-	e.refuse(w, r, challengeProblem(d, e.realm))
+	e.refuse(w, r, challengeProblem(d, e.realm, scheme))
 }
 
 // navigation reports whether r is a browser loading a page: a GET or
@@ -191,6 +227,15 @@ func navigation(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// freshNonce sends a DPoP-Nonce on an allowed response, so that clients
+// can move to the next nonce before theirs expires (RFC 9449 section
+// 8.2).
+func (e *Enforcer) freshNonce(w http.ResponseWriter) {
+	if n := e.dpop.Nonce(); n != "" {
+		w.Header().Set("DPoP-Nonce", n)
+	}
 }
 
 func isControl(r rune) bool { return r < ' ' || r == 0x7f }

@@ -18,6 +18,7 @@ import (
 type problem struct {
 	status    int
 	challenge string
+	nonce     string
 
 	Type   string `json:"type"`
 	Title  string `json:"title"`
@@ -45,37 +46,94 @@ const (
 	detailToken     = "The access token was refused."
 )
 
-// tokenProblem answers a missing or bad token (RFC 6750 section 3).
-func tokenProblem(te *runtimeid.TokenError, realm string) *problem {
+// tokenProblem answers a missing or bad token (RFC 6750 section 3, RFC
+// 9449 sections 7.1, 7.2 and 9).
+func (e *Enforcer) tokenProblem(te *runtimeid.TokenError, scheme string) *problem {
 	detail := te.Detail
 	if detail == "" {
 		detail = detailToken
 	}
-	var p *problem
-	var c challenge
-	c.param("realm", realm)
-	switch {
-	case te.Missing():
-		// Section 3.1: a request without credentials gets no error code.
-		p = newProblem(http.StatusUnauthorized, te.Code, "Unauthorized", detail)
-	case te.InvalidRequest():
-		p = newProblem(http.StatusBadRequest, te.Code, "Bad Request", detail)
-		c.param("error", "invalid_request")
-		c.param("error_description", detail)
-	default:
-		p = newProblem(http.StatusUnauthorized, te.Code, "Unauthorized", detail)
-		c.param("error", "invalid_token")
-		c.param("error_description", detail)
+	status, code := tokenStatus(te)
+	p := newProblem(status, te.Code, http.StatusText(status), detail)
+	if status == http.StatusServiceUnavailable {
+		return p
 	}
-	p.challenge = c.String()
+
+	// The error goes in the challenge of the scheme it concerns; the
+	// other scheme is offered bare, as in RFC 9449 section 7.2.
+	dpopErr := scheme == "DPoP" || dpopCodes[te.Code] != ""
+	bearer := e.dpop == nil || !e.dpop.Required()
+	if !bearer {
+		dpopErr = true
+	}
+	var out []string
+	if bearer {
+		b := challenge{scheme: "Bearer"}
+		b.param("realm", e.realm)
+		if !dpopErr {
+			b.param("error", code)
+			b.param("error_description", errorDescription(code, detail))
+		}
+		out = append(out, b.String())
+	}
+	if e.dpop != nil || dpopErr {
+		d := challenge{scheme: "DPoP"}
+		d.param("realm", e.realm)
+		d.param("algs", e.algs)
+		if dpopErr {
+			d.param("error", code)
+			d.param("error_description", errorDescription(code, detail))
+		}
+		out = append(out, d.String())
+	}
+	p.challenge = strings.Join(out, ", ")
+	if code == "use_dpop_nonce" && e.dpop != nil {
+		p.nonce = e.dpop.Nonce()
+	}
 	return p
 }
 
+// dpopCodes maps the DPoP token error codes to RFC 9449 error codes.
+var dpopCodes = map[string]string{
+	runtimeid.CodeDPoPProofInvalid:    "invalid_dpop_proof",
+	runtimeid.CodeDPoPProofReplayed:   "invalid_dpop_proof",
+	runtimeid.CodeDPoPNonceRequired:   "use_dpop_nonce",
+	runtimeid.CodeDPoPBindingMismatch: "invalid_token",
+	runtimeid.CodeDPoPRequired:        "invalid_token",
+}
+
+// tokenStatus returns the status and the error code of a challenge; ""
+// when no token was sent (RFC 6750 section 3.1).
+func tokenStatus(te *runtimeid.TokenError) (int, string) {
+	switch {
+	case te.Missing():
+		return http.StatusUnauthorized, ""
+	case te.InvalidRequest():
+		return http.StatusBadRequest, "invalid_request"
+	case te.Code == runtimeid.CodeDPoPReplayUnchecked:
+		// The server could not check the proof: not the client's fault.
+		return http.StatusServiceUnavailable, ""
+	case dpopCodes[te.Code] != "":
+		return http.StatusUnauthorized, dpopCodes[te.Code]
+	}
+	return http.StatusUnauthorized, "invalid_token"
+}
+
+func errorDescription(code, detail string) string {
+	if code == "" {
+		return ""
+	}
+	return detail
+}
+
 // challengeProblem asks for step-up authentication (RFC 9470 section 3).
-func challengeProblem(d *runtimeid.Decision, realm string) *problem {
+func challengeProblem(d *runtimeid.Decision, realm, scheme string) *problem {
 	p := newProblem(http.StatusUnauthorized, d.Reason,
 		"Step-up authentication required", detailChallenge)
-	var c challenge
+	c := challenge{scheme: "Bearer"}
+	if scheme == "DPoP" {
+		c.scheme = "DPoP"
+	}
 	c.param("realm", realm)
 	c.param("error", "insufficient_user_authentication")
 	c.param("error_description", "step-up authentication required: "+d.Reason)
@@ -109,6 +167,9 @@ func (e *Enforcer) refuse(w http.ResponseWriter, r *http.Request, p *problem) {
 	h := w.Header()
 	if p.challenge != "" {
 		h.Set("WWW-Authenticate", p.challenge)
+	}
+	if p.nonce != "" {
+		h.Set("DPoP-Nonce", p.nonce)
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -172,9 +233,10 @@ func (e *Enforcer) debug(ctx context.Context, status int, code string) {
 		slog.Int("status", status), slog.String("code", code))
 }
 
-// challenge builds a WWW-Authenticate value for the Bearer scheme.
+// challenge builds one challenge of a WWW-Authenticate value.
 type challenge struct {
-	b strings.Builder
+	scheme string // "Bearer" or "DPoP"
+	b      strings.Builder
 }
 
 // param adds name="value" as a quoted string (RFC 9110 section 11.2),
@@ -208,16 +270,16 @@ func (c *challenge) token(name, value string) {
 
 func (c *challenge) sep() {
 	if c.b.Len() == 0 {
-		c.b.WriteString("Bearer ")
+		c.b.WriteString(c.scheme + " ")
 	} else {
 		c.b.WriteString(", ")
 	}
 }
 
-// String returns the challenge: "Bearer" alone when it has no params.
+// String returns the challenge: the scheme alone when it has no params.
 func (c *challenge) String() string {
 	if c.b.Len() == 0 {
-		return "Bearer"
+		return c.scheme
 	}
 	return c.b.String()
 }

@@ -19,10 +19,16 @@ const DeviceCacheSize = 4096
 // Device parses [runtimeid.DeviceSignals.UserAgent] into the browser and
 // OS family and major version, a device type and a bot flag.
 //
-// What it trusts: nothing. The user agent is whatever the client sent;
-// a client can claim to be any browser, or not a bot. Treat the result
-// as a hint for risk (a new device, a change of browser), never as proof
-// of anything. Device never reads the device ID.
+// What it trusts: nothing. The user agent and the client hints are
+// whatever the client sent; a client can claim to be any browser, or
+// not a bot. Treat the result as a hint for risk (a new device, a
+// change of browser), never as proof of anything. Device never reads
+// the device ID; [DeviceID] does.
+//
+// Client hints: when the request carries Sec-CH-UA, Sec-CH-UA-Platform
+// or Sec-CH-UA-Mobile and the user agent names a Chromium-based browser
+// (or none), the hints win over the user agent, since Chrome freezes
+// parts of its user agent string. [ClientHints] says exactly how.
 //
 // Families come from uap-core's rules through github.com/ua-parser/uap-go,
 // chosen for its accuracy over medama-io/go-useragent and
@@ -37,11 +43,19 @@ const DeviceCacheSize = 4096
 // [DeviceCacheSize] entries, since real traffic repeats a few user
 // agents. Collect never fails. Device is safe for concurrent use.
 //
-// BUG: an uncached parse costs 0.4 to 0.7 ms of CPU (uap-core's rules are
-// hundreds of regular expressions), so a client that sends a new user
-// agent on every request makes each one pay that. Go's regexp runs in
-// linear time, and the user agent is at most 512 bytes, so the cost is
-// bounded, but a rate limit in front of the engine is still wise.
+// An uncached parse runs uap-core's rules behind a literal prefilter
+// (uaprefilter.go) that skips every rule whose required text is absent
+// from the user agent; the answers are exactly uap-go's. Measured over
+// the 2,337 user agents of the uap-core and woothee test sets, it costs
+// about 0.1 ms of CPU instead of 0.44 ms.
+//
+// BUG: a client that sends a new user agent on every request still
+// makes each request pay an uncached parse; one stuffed with the
+// literals of many rules took 0.15 ms (0.8 ms without the prefilter),
+// and no worst case is proven. Go's regexp
+// runs in linear time and the user agent is at most 512 bytes, so the
+// cost is bounded, but a rate limit in front of the engine is still
+// wise.
 type Device struct {
 	cache *lru.Cache[string, runtimeid.DeviceSignals]
 }
@@ -62,6 +76,12 @@ var uapParser = sync.OnceValue(func() *uaparser.Parser {
 	return p
 })
 
+// uapFilter puts a literal prefilter in front of uap-core's rules (see
+// uaprefilter.go): the same answers, several times faster.
+var uapFilter = sync.OnceValue(func() *prefilter {
+	return newPrefilter(uapParser())
+})
+
 // NewDevice returns a device collector with its own cache. The first
 // call in a process compiles uap-core's rules.
 func NewDevice() *Device {
@@ -73,16 +93,21 @@ func newDevice(size int) *Device {
 	if err != nil {
 		panic("signals: device cache: " + err.Error()) // size is > 0
 	}
-	uapParser()
+	uapFilter()
 	return &Device{cache: c}
 }
 
 // Collect implements [runtimeid.SignalCollector]. It keeps the user
-// agent and device ID already in ev.Signals.Device and fills the rest.
+// agent and device ID already in ev.Signals.Device and fills the rest:
+// from the user agent, refined by the request's client hints (see
+// [ParseClientHints]) when the browser is Chromium-based.
 func (d *Device) Collect(_ context.Context, ev *runtimeid.Evaluation) error {
 	dev := &ev.Signals.Device
 	p := d.Parse(dev.UserAgent)
 	p.UserAgent, p.ID = dev.UserAgent, dev.ID
+	if ev.Request != nil {
+		applyHints(ParseClientHints(ev.Request.Header), &p)
+	}
 	*dev = p
 	return nil
 }
@@ -108,8 +133,8 @@ func (d *Device) ParseUncached(ua string) runtimeid.DeviceSignals {
 	if strings.TrimSpace(ua) == "" {
 		return runtimeid.DeviceSignals{Type: "other"}
 	}
-	p := uapParser()
-	b, o := p.ParseUserAgent(ua), p.ParseOs(ua)
+	f, folded := uapFilter(), foldUA(ua)
+	b, o := f.userAgent(ua, folded), f.osFamily(ua, folded)
 
 	s := runtimeid.DeviceSignals{
 		Browser:        browserFamily(b.Family),

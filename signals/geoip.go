@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	maxminddb "github.com/oschwald/maxminddb-golang/v2"
 
@@ -47,6 +51,10 @@ type GeoIPConfig struct {
 	// corrupt record is only found when an address falls in it, and that
 	// evaluation fails.
 	SkipVerify bool
+
+	// Logger receives what [GeoIP.Watch] does: each reload, and each
+	// failed one. Nil discards it.
+	Logger *slog.Logger
 }
 
 // GeoIP looks the client's address up in MaxMind databases and stores
@@ -62,24 +70,28 @@ type GeoIPConfig struct {
 // How it fails: a record that cannot be decoded makes Collect return an
 // error, which fails the evaluation closed.
 //
-// GeoIP is safe for concurrent use, except [GeoIP.Close], which must not
-// run while lookups do. To load new files, open a new GeoIP and swap it
-// in, then close the old one.
+// The files can be replaced while serving: [GeoIP.Reload] opens and
+// checks the new files and swaps them in atomically, and [GeoIP.Watch]
+// does so when a file changes on disk. A lookup always reads one
+// consistent set of databases, old or new; the old set is closed when
+// its last lookup is done.
+//
+// GeoIP is safe for concurrent use, [GeoIP.Close] and [GeoIP.Reload]
+// included.
 type GeoIP struct {
-	location *geoDB // City, or Country when there is no City
-	asn      *geoDB // ASN, or ISP when there is no ASN
-	isp      *geoDB
-	anon     *geoDB
-	all      []*geoDB
+	cfg GeoIPConfig
+	log *slog.Logger
+
+	// cur is the set lookups use. It holds one reference of its
+	// own, dropped when a reload replaces it or Close runs.
+	cur atomic.Pointer[geoSet]
+
+	// mu serialises Reload and Close, and guards closed.
+	mu     sync.Mutex
+	closed bool
 }
 
 var _ runtimeid.SignalCollector = (*GeoIP)(nil)
-
-// geoDB is one open database and the path it came from, for errors.
-type geoDB struct {
-	path   string
-	reader *maxminddb.Reader
-}
 
 // The database types each field accepts, matched against the prefix of
 // the file's metadata database_type.
@@ -99,47 +111,30 @@ var (
 // cfg.SkipVerify, that it is intact. On error nothing stays open; the
 // error wraps [ErrGeoIP] and names the path.
 func OpenGeoIP(cfg GeoIPConfig) (*GeoIP, error) {
-	g := &GeoIP{}
-	var err error
-	open := func(path string, types []string) *geoDB {
-		if path == "" || err != nil {
-			return nil
-		}
-		var db *geoDB
-		db, err = openGeoDB(path, types, !cfg.SkipVerify)
-		if db != nil {
-			g.all = append(g.all, db)
-		}
-		return db
-	}
-
-	g.location = open(cfg.CityPath, cityTypes)
-	if cfg.CityPath == "" {
-		g.location = open(cfg.CountryPath, countryTypes)
-	}
-	g.asn = open(cfg.ASNPath, asnTypes)
-	g.isp = open(cfg.ISPPath, ispTypes)
-	if g.asn == nil {
-		g.asn = g.isp
-	}
-	g.anon = open(cfg.AnonymousIPPath, anonTypes)
-
-	if err == nil && len(g.all) == 0 {
-		err = fmt.Errorf("%w: no database configured", ErrGeoIP)
-	}
+	s, err := openGeoSet(cfg)
 	if err != nil {
-		_ = g.Close()
 		return nil, err
 	}
+	g := &GeoIP{cfg: cfg, log: cfg.Logger}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	g.cur.Store(s)
 	return g, nil
 }
 
 func openGeoDB(path string, types []string, verify bool) (*geoDB, error) {
+	// The file is looked at before it is opened, so that a
+	// replacement between the two shows as a change to Watch.
+	stat, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrGeoIP, path, err)
+	}
 	r, err := maxminddb.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrGeoIP, path, err)
 	}
-	db := &geoDB{path: path, reader: r}
+	db := &geoDB{path: path, reader: r, stat: stat}
 
 	dbType := r.Metadata.DatabaseType
 	if !hasAnyPrefix(dbType, types) {
@@ -165,16 +160,18 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	return false
 }
 
-// Close releases every database. Lookups must have finished.
+// Close stops lookups and releases every database. A lookup in flight
+// finishes first on the databases it started with; one that starts
+// after Close returns an error wrapping [ErrGeoIP]. Closing twice is a
+// no-op.
 func (g *GeoIP) Close() error {
-	var errs []error
-	for _, db := range g.all {
-		if err := db.reader.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("%w: close %s: %w",
-				ErrGeoIP, db.path, err))
-		}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
 	}
-	return errors.Join(errs...)
+	g.closed = true
+	return g.cur.Swap(nil).release()
 }
 
 // Collect implements [runtimeid.SignalCollector]. It fills
@@ -195,11 +192,16 @@ func (g *GeoIP) Lookup(addr netip.Addr) (runtimeid.NetworkSignals, error) {
 	if !isPublic(addr) {
 		return n, nil
 	}
+	s := g.acquire()
+	if s == nil {
+		return n, errGeoIPClosed
+	}
+	defer g.release(s)
 	return n, errors.Join(
-		g.location.lookupLocation(addr, &n),
-		g.asn.lookupASN(addr, &n),
-		g.isp.lookupISP(addr, &n),
-		g.anon.lookupAnonymous(addr, &n),
+		s.location.lookupLocation(addr, &n),
+		s.asn.lookupASN(addr, &n),
+		s.isp.lookupISP(addr, &n),
+		s.anon.lookupAnonymous(addr, &n),
 	)
 }
 

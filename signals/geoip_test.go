@@ -163,7 +163,7 @@ func TestOpenGeoIPErrors(t *testing.T) {
 			name: "missing file",
 			cfg:  GeoIPConfig{CityPath: "testdata/nope.mmdb"},
 			want: "signals: geoip database: open testdata/nope.mmdb: " +
-				"open testdata/nope.mmdb: no such file or directory",
+				"stat testdata/nope.mmdb: no such file or directory",
 		},
 		{
 			name: "not a database",

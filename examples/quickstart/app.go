@@ -18,6 +18,7 @@ import (
 	"github.com/runtimeid/runtimeid/policy"
 	"github.com/runtimeid/runtimeid/risk"
 	"github.com/runtimeid/runtimeid/signals"
+	"github.com/runtimeid/runtimeid/signals/ssf"
 )
 
 //go:embed data/apache_logs data/maxmind/*.mmdb
@@ -36,6 +37,14 @@ type options struct {
 	trustedProxies string
 	stepUpURL      string
 	demo           bool
+	ssfIssuer      string
+	ssfJWKS        string
+	ssfAudience    string
+	ssfToken       string
+
+	// ssfKeys are the transmitter's keys when -ssf-jwks was loaded
+	// already (the demo passes its own).
+	ssfKeys runtimeid.KeySource
 }
 
 // service is the protected API and everything behind it.
@@ -44,6 +53,7 @@ type service struct {
 	handler http.Handler
 	geo     *signals.GeoIP
 	tmpDir  string
+	ssf     *ssf.Receiver // nil without -ssf-issuer
 }
 
 func (s *service) Close() {
@@ -106,18 +116,33 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		return nil, err
 	}
 
+	collectors := []runtimeid.SignalCollector{signals.NewClientIP(trusted), geo, signals.NewDevice()}
+	evaluators := []runtimeid.RiskEvaluator{evaluator, sessions, model}
+	var validators []runtimeid.IdentityValidator
+
+	// Pushed revocation: events from the identity provider change what
+	// the next request meets.
+	rx, ssfState, err := newSSF(ctx, o, now, logger)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if rx != nil {
+		s.ssf = rx
+		validators = append(validators, ssf.NewValidator(ssfState))
+		collectors = append(collectors, ssf.NewCollector(ssfState))
+		evaluators = append(evaluators, ssf.NewEvaluator(ssfState))
+	}
+
 	s.engine, err = runtimeid.New(runtimeid.Config{
 		Token: runtimeid.TokenConfig{
 			Issuer:   o.issuer,
 			Audience: []string{o.audience},
 			Keys:     keys,
 		},
-		Collectors: []runtimeid.SignalCollector{
-			signals.NewClientIP(trusted),
-			geo,
-			signals.NewDevice(),
-		},
-		Evaluators: []runtimeid.RiskEvaluator{evaluator, sessions, model},
+		Validators: validators,
+		Collectors: collectors,
+		Evaluators: evaluators,
 		Policy:     pol,
 		Enforcer:   enforcer,
 		Logger:     logger,
@@ -179,6 +204,11 @@ func (s *service) routes() http.Handler {
 	protect("POST /api/transfers", runtimeid.High, reply("transfer", "accepted"))
 	protect("GET /api/export", runtimeid.High, reply("export", "customers.csv"))
 	protect("POST /api/admin/roles", runtimeid.High, reply("roles", "granted"))
+	if s.ssf != nil {
+		// RFC 8935 push delivery: the identity provider's transmitter
+		// posts its Security Event Tokens here.
+		mux.Handle("POST /ssf/events", s.ssf)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

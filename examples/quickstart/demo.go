@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/signals/ssf"
 )
 
 // The demo replays the real access log through the quickstart API over a
@@ -30,6 +31,11 @@ import (
 const (
 	demoIssuer   = "https://idp.quickstart.example"
 	demoAudience = "quickstart-api"
+
+	// The identity provider's Shared Signals transmitter, for the
+	// revocation scenario.
+	demoSSFIssuer   = "https://idp.quickstart.example/ssf"
+	demoSSFAudience = "https://api.quickstart.example/ssf/events"
 )
 
 // row is one request of the demo as the audit trail saw it.
@@ -102,6 +108,7 @@ func routeFor(path string) (method, target string) {
 // demo holds the running server and the clock it controls.
 type demo struct {
 	iss    *issuer
+	ssf    *ssf.Transmitter // signs the identity provider's events
 	clock  atomic.Int64
 	url    string
 	client *http.Client
@@ -122,7 +129,16 @@ func runDemo(ctx context.Context, out io.Writer) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := options{issuer: demoIssuer, audience: demoAudience, trustedProxies: "127.0.0.0/8,::1"}
+	ssfKey, err := newIssuer(demoSSFIssuer, demoSSFAudience)
+	if err != nil {
+		return nil, err
+	}
+	ssfKeys, err := runtimeid.StaticKeys(ssfKey.public)
+	if err != nil {
+		return nil, err
+	}
+	o := options{issuer: demoIssuer, audience: demoAudience, trustedProxies: "127.0.0.0/8,::1",
+		ssfIssuer: demoSSFIssuer, ssfAudience: demoSSFAudience, ssfKeys: ssfKeys}
 	svc, err := newService(ctx, o, keys, d.now, slog.New(d.audit))
 	if err != nil {
 		return nil, err
@@ -138,6 +154,12 @@ func runDemo(ctx context.Context, out io.Writer) (*report, error) {
 	defer srv.Close()
 	d.url = "http://" + ln.Addr().String()
 	d.client = &http.Client{Timeout: 10 * time.Second}
+	d.ssf, err = ssf.NewTransmitter(ssf.TransmitterOptions{Issuer: demoSSFIssuer,
+		Audience: demoSSFAudience, Key: ssfKey.key, PushURL: d.url + "/ssf/events", Now: d.now})
+	if err != nil {
+		return nil, err
+	}
+	defer d.ssf.Close()
 
 	data, err := embedded.ReadFile("data/apache_logs")
 	if err != nil {
@@ -219,6 +241,7 @@ type step struct {
 	ip, ua   string
 	authAgo  time.Duration // auth_time this long before the request
 	newToken bool          // mint a fresh token (a new login or step-up)
+	revoke   bool          // first, the identity provider revokes the session
 }
 
 func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
@@ -228,22 +251,27 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 		steps []step
 	}{
 		{"stolen-token", "bob", []step{
-			{0, "GET", "/api/orders", boxfordGB, macChrome, time.Minute, true},
-			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 3 * time.Minute, false},
-			{12 * time.Minute, "GET", "/api/orders", linkopingSE, macChrome, 13 * time.Minute, false},
+			{0, "GET", "/api/orders", boxfordGB, macChrome, time.Minute, true, false},
+			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 3 * time.Minute, false, false},
+			{12 * time.Minute, "GET", "/api/orders", linkopingSE, macChrome, 13 * time.Minute, false, false},
 		}},
 		{"new-device", "carol", []step{
-			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true},
-			{5 * time.Minute, "POST", "/api/transfers", miltonUS, winFirefox, time.Hour, false},
+			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true, false},
+			{5 * time.Minute, "POST", "/api/transfers", miltonUS, winFirefox, time.Hour, false, false},
 		}},
 		{"tor-exit", "dave", []step{
-			{0, "GET", "/api/orders", boxfordGB, winFirefox, time.Minute, true},
-			{20 * time.Minute, "GET", "/api/export", torExit, winFirefox, 21 * time.Minute, false},
+			{0, "GET", "/api/orders", boxfordGB, winFirefox, time.Minute, true, false},
+			{20 * time.Minute, "GET", "/api/export", torExit, winFirefox, 21 * time.Minute, false, false},
 		}},
 		{"step-up", "erin", []step{
-			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true},
-			{time.Minute, "POST", "/api/transfers", miltonUS, macChrome, time.Hour, false},
-			{2 * time.Minute, "POST", "/api/transfers", miltonUS, macChrome, 0, true},
+			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true, false},
+			{time.Minute, "POST", "/api/transfers", miltonUS, macChrome, time.Hour, false, false},
+			{2 * time.Minute, "POST", "/api/transfers", miltonUS, macChrome, 0, true, false},
+		}},
+		{"revoked", "frank", []step{
+			{0, "GET", "/api/orders", boxfordGB, macChrome, time.Minute, true, false},
+			{time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 2 * time.Minute, false, false},
+			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 3 * time.Minute, false, true},
 		}},
 	}
 
@@ -261,6 +289,11 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 					return nil, err
 				}
 			}
+			if s.revoke {
+				if err := d.revoke(ctx, p.sub, p.sub+"-demo", at); err != nil {
+					return nil, err
+				}
+			}
 			r, err := d.send(ctx, at, s.method, s.target, tok, s.ip, s.ua)
 			if err != nil {
 				return nil, err
@@ -270,6 +303,33 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// revoke plays the identity provider: it pushes a CAEP session-revoked
+// event for the session, as a signed SET (RFC 8417) over HTTP (RFC 8935).
+func (d *demo) revoke(ctx context.Context, sub, sid string, at time.Time) error {
+	d.clock.Store(at.UnixNano())
+	user, session := ssf.IssSub(demoIssuer, sub), ssf.Opaque(sid)
+	set, err := d.ssf.Sign(ssf.SessionRevokedEvent(
+		ssf.SubjectID{Format: ssf.FormatComplex, User: &user, Session: &session}, at, "demo"))
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url+"/ssf/events", bytes.NewReader(set))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/secevent+jwt")
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("demo: pushing session-revoked: status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // send makes one request at the given moment and reads its audit event.
@@ -293,10 +353,15 @@ func (d *demo) send(ctx context.Context, at time.Time, method, target, token, ip
 	if a == nil {
 		return row{}, errors.New("demo: no audit event for " + method + " " + target)
 	}
+	rule := a["rule"]
+	if rule == "token" {
+		// Refused before any rule ran: say why.
+		rule = "token: " + a["reason"]
+	}
 	return row{
 		Time: at, Subject: a["sub"], Action: a["action"], ClientIP: a["client_ip"],
 		Country: a["country"], Status: resp.StatusCode, Outcome: a["outcome"],
-		Rule: a["rule"], Findings: a["findings"],
+		Rule: rule, Findings: a["findings"],
 	}, nil
 }
 
@@ -311,7 +376,8 @@ func printReport(out io.Writer, rep *report) {
 
 	fmt.Fprintln(out, "\nScenarios: stolen-token: the same token from another country minutes"+
 		" later;\nnew-device: a transfer from a device never seen; tor-exit: an export from"+
-		" a Tor exit;\nstep-up: a transfer with an hour-old login, then with a fresh one.")
+		" a Tor exit;\nstep-up: a transfer with an hour-old login, then with a fresh one;\n"+
+		"revoked: the identity provider pushes session-revoked (CAEP) before the third request.")
 	printRows(out, rep.Scenarios, true)
 
 	fmt.Fprintln(out, "\nSummary of the replay by outcome:")

@@ -42,6 +42,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.geoAnonymous, "geoip-anonymous", "", "MaxMind Anonymous-IP database; empty: the test one")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
 	fs.StringVar(&o.stepUpURL, "stepup-url", "", "where browsers are sent to step up")
+	fs.StringVar(&o.ssfIssuer, "ssf-issuer", "", "SSF transmitter issuer; with -ssf-jwks and -ssf-audience, mounts POST /ssf/events")
+	fs.StringVar(&o.ssfJWKS, "ssf-jwks", "", "the SSF transmitter's JWKS: a file path or a URL")
+	fs.StringVar(&o.ssfAudience, "ssf-audience", "", "this receiver's audience in the transmitter's SETs (aud)")
+	fs.StringVar(&o.ssfToken, "ssf-token", "", "bearer token the transmitter must send; empty: none")
 	fs.BoolVar(&o.demo, "demo", false, "replay the real access log and the attack scenarios, then exit")
 	err := fs.Parse(args)
 	return o, err

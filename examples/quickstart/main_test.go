@@ -49,6 +49,9 @@ func TestDemo(t *testing.T) {
 		{"step-up", "erin", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"step-up", "erin", "POST /api/transfers", 401, "challenge", "challenge-stale-auth-high", ""},
 		{"step-up", "erin", "POST /api/transfers", 200, "allow", "default", ""},
+		{"revoked", "frank", "GET /api/orders", 200, "allow", "default", "first_seen"},
+		{"revoked", "frank", "GET /api/orders", 200, "allow", "default", ""},
+		{"revoked", "frank", "GET /api/orders", 401, "block", "token: token_revoked", ""},
 	}
 	require.Len(t, rep.Scenarios, len(wants))
 	for i, w := range wants {

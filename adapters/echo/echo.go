@@ -1,0 +1,123 @@
+// Package echoadapter protects a labstack/echo v4 server with a runtimeid
+// engine. It is its own Go module, so that the core module never pulls
+// echo into a build:
+//
+//	import echoadapter "github.com/runtimeid/runtimeid/adapters/echo"
+//
+//	e := echo.New()
+//	e.Use(echoadapter.Middleware(eng))
+//
+// Middleware registered with Use runs after echo routed the request, so
+// every request is evaluated as the action "<METHOD> <pattern>" of the
+// route that will run, from [echo.Context.Path], with echo's ":id"
+// written "{id}" (see [runtimeid.ActionName]), such as
+// "GET /api/orders/{id}": the same name the other adapters give, so one
+// policy serves them all. Its sensitivity comes from
+// [runtimeid.Config.Sensitivities]. A request that no route of its method
+// matches is evaluated as [runtimeid.Unmatched], even where echo names a
+// path for its 404 or 405 response. A single route takes its own action
+// name and sensitivity with [Protect]:
+//
+//	e.POST("/api/payouts", h,
+//		echoadapter.Protect(eng, "payout", runtimeid.High))
+//
+// The action is never derived from the raw path: echo routes on the
+// escaped path, so "/api%2Fexport" matches no route. Do not register the
+// middleware with Pre: it would run before routing and see no route.
+package echoadapter
+
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/adapters/internal/adapt"
+)
+
+// ContextKey is the key under which the evaluation is stored in the
+// echo context: c.Get(ContextKey).
+const ContextKey = "runtimeid"
+
+// Middleware evaluates every request. Refused requests get the engine's
+// enforcer response and stop there; the others continue with the
+// evaluation in the echo context (see [Evaluation]) and in the request
+// context (see [runtimeid.FromContext]). CORS preflights pass
+// unevaluated (see [runtimeid.IsPreflight]). opts apply to every route.
+func Middleware(eng *runtimeid.Engine, opts ...runtimeid.RouteOption) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			a := eng.RouteAction(c.Request().Method, Pattern(c))
+			return check(eng, c, a, opts, next)
+		}
+	}
+}
+
+// Protect returns route-level middleware that evaluates the request as
+// the named action with its own sensitivity. Under [Middleware] the
+// request is evaluated twice, as the route's action and as this one;
+// both must allow it.
+func Protect(eng *runtimeid.Engine, name string, s runtimeid.Sensitivity,
+	opts ...runtimeid.RouteOption,
+) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			a := adapt.Route(eng, c.Request().Method, Pattern(c), name, s)
+			return check(eng, c, a, opts, next)
+		}
+	}
+}
+
+func check(eng *runtimeid.Engine, c echo.Context, a runtimeid.Action,
+	opts []runtimeid.RouteOption, next echo.HandlerFunc,
+) error {
+	r, ev, ok := adapt.Check(eng, c.Response(), c.Request(), a, opts)
+	if !ok {
+		// The refusal is written; returning nil keeps echo's error
+		// handler from writing a second response.
+		return nil
+	}
+	c.SetRequest(r)
+	if ev != nil {
+		c.Set(ContextKey, ev)
+	}
+	return next(c)
+}
+
+// Evaluation returns the evaluation of c's request, or nil outside a
+// protected route. Treat it as read-only. The request context carries the
+// same one: runtimeid.FromContext(c.Request().Context()).
+func Evaluation(c echo.Context) *runtimeid.Evaluation {
+	ev, _ := c.Get(ContextKey).(*runtimeid.Evaluation)
+	return ev
+}
+
+// Pattern returns the normalised pattern of the route echo matched for
+// c, or "" when no route of the request's method did. echo's context
+// names a path for 404 and 405 responses too, so the path is checked
+// against the routes registered for the method.
+//
+// TODO: the check walks echo's route list on every request (echo keeps no
+// index by method and path); cache it if profiles show it.
+func Pattern(c echo.Context) string {
+	path := c.Path()
+	if path == "" || !routed(c, path) {
+		return ""
+	}
+	return adapt.Normalize(path)
+}
+
+// routed reports whether a route for the request's method has the path,
+// on the router that serves the request's host.
+func routed(c echo.Context, path string) bool {
+	e := c.Echo()
+	router := e.Router()
+	if hr, ok := e.Routers()[c.Request().Host]; ok {
+		router = hr
+	}
+	method := c.Request().Method
+	for _, rt := range router.Routes() {
+		if rt.Path == path && rt.Method == method {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,99 @@
+package dpop
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestNormalizeHTU(t *testing.T) {
+	tests := []struct {
+		in, want string
+		err      error
+	}{
+		{"https://server.example.com/token", "https://server.example.com/token", nil},
+		{"HTTPS://Server.Example.COM:443/token", "https://server.example.com/token", nil},
+		{"http://a.example:80", "http://a.example/", nil},
+		{"https://a.example:8443/x", "https://a.example:8443/x", nil},
+		{"https://a.example/%7euser/%2f/%c3%a9", "https://a.example/~user/%2F/%C3%A9", nil},
+		{"https://a.example/a/./b/../c", "https://a.example/a/c", nil},
+		{"https://a.example/..", "https://a.example/", nil},
+		{"https://[2001:db8::1]:443/x", "https://[2001:db8::1]/x", nil},
+		{"https://a.example/x?y=1", "", ErrHTUQuery},
+		{"https://a.example/x?", "", ErrHTUQuery},
+		{"https://a.example/x#f", "", ErrHTUQuery},
+		{"ftp://a.example/x", "", ErrHTU},
+		{"/relative", "", ErrHTU},
+		{"https://user@a.example/x", "", ErrHTU},
+		{"https://a.example:99999/x", "", ErrHTU},
+		{"https://a.example:x/x", "", ErrHTU},
+		{"https:opaque", "", ErrHTU},
+		{"%zz", "", ErrHTU},
+	}
+	for _, tt := range tests {
+		got, err := NormalizeHTU(tt.in)
+		assert.Equal(t, tt.want, got, tt.in)
+		assert.ErrorIs(t, err, tt.err, tt.in)
+		if tt.err == nil {
+			assert.NoError(t, err, tt.in)
+		}
+	}
+}
+
+func TestRequestURL(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	r := httptest.NewRequest("GET", "http://App.Internal:80/a/%7eb?q=1", nil)
+	got, err := RequestURL(r, trusted)
+	require.NoError(t, err)
+	assert.Equal(t, "http://app.internal/a/~b", got)
+
+	r.RemoteAddr = "[::ffff:10.0.0.1]:80"
+	r.Header.Set("Forwarded", `for="[2001:db8::7]:1";proto=HTTPS;host="API.example.com"`)
+	got, err = RequestURL(r, trusted)
+	require.NoError(t, err)
+	assert.Equal(t, "https://api.example.com/a/~b", got)
+
+	// A forwarded host that is not a host makes the URL fail.
+	r.Header.Set("Forwarded", `for=1.2.3.4;host="evil.example/x"`)
+	_, err = RequestURL(r, trusted)
+	assert.ErrorIs(t, err, ErrHTU)
+
+	// A Forwarded header that does not parse is ignored.
+	r.Header.Set("Forwarded", `for`)
+	got, _ = RequestURL(r, trusted)
+	assert.Equal(t, "http://app.internal/a/~b", got)
+}
+
+func FuzzNormalizeHTU(f *testing.F) {
+	for _, s := range []string{"https://a.example/x", "http://[::1]:80/%41/../b",
+		"HTTPS://A:443", "https://a/%", "https://a:/b/./c/.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := NormalizeHTU(s)
+		if err != nil {
+			return
+		}
+		// Normalising is idempotent.
+		again, err := NormalizeHTU(got)
+		require.NoError(t, err, got)
+		assert.Equal(t, got, again)
+	})
+}
+
+func FuzzForwarded(f *testing.F) {
+	f.Add(`for=1.2.3.4;proto=https;host="a.example", for=10.0.0.2`)
+	f.Add(`for="[2001:db8::1]:4711";host="a\"b"`)
+	f.Add(`;;,,"`)
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest("GET", "http://a.example/", nil)
+		r.RemoteAddr = "10.0.0.1:1"
+		r.Header.Set("Forwarded", h)
+		scheme, _ := Forwarded(r, trusted, "http", "a.example")
+		assert.Contains(t, []string{"http", "https"}, scheme)
+	})
+}
