@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 )
 
@@ -28,12 +29,34 @@ func main() {
 	target := flag.String("load", "", "be the load process: the loopback URL to load")
 	conc := flag.Int("c", 16, "concurrent connections of the load process")
 	dur := flag.Duration("d", 5*time.Second, "how long the load process runs, per server")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	flag.Parse()
+
+	if *prof != "" {
+		stop, err := startProfile(*prof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			os.Exit(1)
+		}
+		defer stop()
+	}
 
 	if err := run(*root, *rounds, *per, *loadtest, *target, *conc, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
-		os.Exit(1)
+		os.Exit(1) //nolint:gocritic // the profile of a failed run is not wanted
 	}
+}
+
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func run(root string, rounds int, per time.Duration, loadtest bool,
