@@ -2,7 +2,9 @@ package runtimeid
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
+	"runtime"
 	"testing"
 	"time"
 
@@ -203,4 +205,36 @@ func TestTokenCacheOnlyForPinnedSources(t *testing.T) {
 	})
 	v := newVerifier(t, src)
 	assert.Nil(t, v.cache)
+}
+
+// BenchmarkTokenCacheMemory reports the heap held per cached token
+// (B/token) when the cache is full of typical tokens. Run it with
+// -benchtime 1x.
+func BenchmarkTokenCacheMemory(b *testing.B) {
+	const n = DefaultTokenCacheSize
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = benchTokenID(b, jwa.ES256, keys(b).ec, "ec1", fmt.Sprintf("jti-%06d", i))
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		before := heapAlloc()
+		v := newVerifier(b, nil)
+		for _, tok := range toks {
+			_, terr := v.verify(ctx, tok, testNow)
+			require.Nil(b, terr)
+		}
+		held := heapAlloc() - before
+		require.Equal(b, n, v.cache.entries.Len())
+		b.ReportMetric(float64(held)/n, "B/token")
+		runtime.KeepAlive(v)
+	}
+}
+
+func heapAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
