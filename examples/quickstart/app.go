@@ -110,7 +110,15 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		s.Close()
 		return nil, err
 	}
-	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: o.stepUpURL, Realm: "quickstart"})
+	// Proof of possession: DPoP-bound tokens (RFC 9449) are accepted on
+	// every route, and a bound token without its proof is refused.
+	dpop, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{Now: now, TrustedProxies: trusted})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: o.stepUpURL,
+		Realm: "quickstart", DPoP: dpop})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -118,7 +126,7 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 
 	collectors := []runtimeid.SignalCollector{signals.NewClientIP(trusted), geo, signals.NewDevice()}
 	evaluators := []runtimeid.RiskEvaluator{evaluator, sessions, model}
-	var validators []runtimeid.IdentityValidator
+	validators := []runtimeid.IdentityValidator{dpop}
 
 	// Pushed revocation: events from the identity provider change what
 	// the next request meets.

@@ -124,7 +124,10 @@ func TestQuickstartServer(t *testing.T) {
 
 	resp, _ = do("GET", "/api/export", "")
 	assert.Equal(t, 401, resp.StatusCode)
-	assert.Equal(t, `Bearer realm="quickstart"`, resp.Header.Get("WWW-Authenticate"))
+	// No token: both schemes are offered, without an error code.
+	assert.Equal(t, `Bearer realm="quickstart", DPoP realm="quickstart", `+
+		`algs="ES256 ES384 ES512 EdDSA PS256 PS384 PS512 RS256 RS384 RS512"`,
+		resp.Header.Get("WWW-Authenticate"))
 
 	resp, body = do("GET", "/api/orders", tokens["FRESH"]+"x")
 	assert.Equal(t, 401, resp.StatusCode)

@@ -52,6 +52,7 @@ type grant struct {
 	issued        time.Time
 	authTime      time.Time // zero: no auth_time claim
 	ttl           time.Duration
+	jkt           string // binds the token to a DPoP key (cnf.jkt)
 }
 
 func (is *issuer) mint(g grant) (string, error) {
@@ -69,6 +70,9 @@ func (is *issuer) mint(g grant) (string, error) {
 		Claim("scope", "orders profile transfers")
 	if !g.authTime.IsZero() {
 		b = b.Claim("auth_time", g.authTime.Unix())
+	}
+	if g.jkt != "" {
+		b = b.Claim("cnf", map[string]any{"jkt": g.jkt})
 	}
 	if g.acr != "" {
 		b = b.Claim("acr", g.acr)

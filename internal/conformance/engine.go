@@ -75,11 +75,6 @@ func NewFixture(now func() time.Time) (*Fixture, error) {
 			Issuer:   demo.IssuerURL,
 			Audience: []string{demo.Audience},
 			Keys:     keys,
-			// BUG: New copies the config into the engine before the
-			// token defaults are written back, so a zero MaxSize makes
-			// the engine refuse every Authorization header as too
-			// large. Stated here until engine.go passes &e.cfg.Token.
-			MaxSize: runtimeid.DefaultMaxTokenSize,
 		},
 		Policy:        pol,
 		Enforcer:      rec,
