@@ -74,8 +74,16 @@ func appendAudit(attrs []slog.Attr, ev *Evaluation) []slog.Attr {
 	)
 	if id := ev.Identity; id != nil {
 		attrs = append(attrs, slog.String("sub", id.Subject), slog.String("sid", id.SessionID))
+		if id.ClientID != "" {
+			attrs = append(attrs, slog.String("client_id", id.ClientID))
+		}
 		if id.Actor != nil {
 			attrs = append(attrs, slog.String("act", id.Actor.Subject))
+			if id.Actor.Actor != nil {
+				// The earlier actors of the chain, current first: who
+				// delegated to whom, for the investigation.
+				attrs = append(attrs, slog.Any("act_chain", actorSubjects(id)))
+			}
 		}
 	}
 	if ev.Signals.ClientIP.IsValid() {
@@ -170,4 +178,12 @@ func (t *telemetry) record(ctx context.Context, ev *Evaluation) {
 	)
 	t.decisions.Add(ctx, 1, metric.WithAttributeSet(set))
 	t.latency.Record(ctx, ev.Duration.Seconds(), metric.WithAttributeSet(set))
+}
+
+func actorSubjects(id *Identity) []string {
+	var subs []string
+	for _, a := range id.ActorChain() {
+		subs = append(subs, a.Subject)
+	}
+	return subs
 }

@@ -64,6 +64,13 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 
+	// OnDecision, when set, is called with every finished evaluation,
+	// after its audit event: to emit a Shared Signals event for a blocked
+	// session, to feed a live view, to count. It runs on the request
+	// path, must not block and must not change ev; a panic in it is
+	// recovered and logged.
+	OnDecision func(ctx context.Context, ev *Evaluation)
+
 	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
 
@@ -114,6 +121,12 @@ type TokenConfig struct {
 	// MaxSize is the largest token accepted, in bytes, checked before
 	// parsing. Zero means [DefaultMaxTokenSize].
 	MaxSize int
+
+	// CacheSize bounds the verified-token cache: a token presented again
+	// skips its signature check (its lifetime, issuer, audience and key
+	// are checked again; validators run every time). Zero means
+	// [DefaultTokenCacheSize]; a negative value turns the cache off.
+	CacheSize int
 
 	// InsecureSkipAuthentication turns verification off: every request
 	// gets a nil identity. For local experiments only.

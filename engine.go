@@ -362,12 +362,23 @@ func (e *Engine) learn(ctx context.Context, ev *Evaluation) {
 func (e *Engine) finish(ctx context.Context, span trace.Span, ev *Evaluation) {
 	ev.Duration = e.now().Sub(ev.Time)
 	e.audit(ctx, ev)
+	if e.cfg.OnDecision != nil {
+		e.onDecision(ctx, ev)
+	}
 	e.tel.record(ctx, ev)
 	if span.IsRecording() {
 		span.SetAttributes(spanAttributes(ev)...)
 		if ev.Err != nil {
 			span.SetStatus(codes.Error, ev.Decision.Reason)
 		}
+	}
+}
+
+func (e *Engine) onDecision(ctx context.Context, ev *Evaluation) {
+	err := guard("decision", e.cfg.OnDecision, func() error { e.cfg.OnDecision(ctx, ev); return nil })
+	if err != nil {
+		e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "runtimeid: OnDecision failed",
+			slog.String("error", err.Error()))
 	}
 }
 

@@ -423,3 +423,45 @@ func TestSecretNeverPrints(t *testing.T) {
 	assert.Equal(t, "[redacted]", s.String())
 	assert.Equal(t, "eyJhbGciOi.payload.sig", s.Reveal())
 }
+
+func TestOnDecision(t *testing.T) {
+	var seen []Outcome
+	e, logs := newTestEngine(t, Config{OnDecision: func(_ context.Context, ev *Evaluation) {
+		seen = append(seen, ev.Decision.Outcome)
+		if ev.Action.Name == "boom" {
+			panic("hook bug")
+		}
+	}})
+	_, err := e.Evaluate(context.Background(), Input{Identity: alice(), Action: Action{Name: "read"}})
+	require.NoError(t, err)
+	ev, err := e.Evaluate(context.Background(), Input{Identity: alice(), Action: Action{Name: "boom"}})
+	require.NoError(t, err, "a panicking hook changes nothing")
+	assert.Equal(t, Allow, ev.Decision.Outcome)
+	assert.Equal(t, []Outcome{Allow, Allow}, seen)
+	assert.Contains(t, logs.String(), `"msg":"runtimeid: OnDecision failed"`)
+	assert.Contains(t, logs.String(), "hook bug")
+}
+
+func TestEvaluateRequestKeepsAttributes(t *testing.T) {
+	e, _ := newTestEngine(t, Config{})
+	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+	ev := e.EvaluateRequest(r, Action{Name: "tool:export", Sensitivity: High,
+		Attributes: map[string]any{"tool": "export_customers"}})
+	assert.Equal(t, map[string]any{"tool": "export_customers"}, ev.Action.Attributes)
+	assert.Equal(t, "POST", ev.Action.Method)
+}
+
+func TestAuditDelegation(t *testing.T) {
+	e, logs := newTestEngine(t, Config{})
+	id := alice()
+	id.ClientID = "agent-app"
+	id.Actor = &Actor{Subject: "agent-7", Actor: &Actor{Subject: "orchestrator"}}
+	_, err := e.Evaluate(context.Background(), Input{Identity: id, Action: Action{Name: "tool:list"}})
+	require.NoError(t, err)
+	var event map[string]any
+	require.NoError(t, json.Unmarshal(logs.Bytes(), &event))
+	assert.Equal(t, "alice", event["sub"])
+	assert.Equal(t, "agent-7", event["act"])
+	assert.Equal(t, "agent-app", event["client_id"])
+	assert.Equal(t, []any{"agent-7", "orchestrator"}, event["act_chain"])
+}

@@ -12,6 +12,7 @@ type route struct {
 	sensitivity     Sensitivity
 	allowQueryToken bool
 	failOpen        bool
+	attributes      map[string]any // from EvaluateRequest
 }
 
 // RouteOption changes how [Engine.Protect] treats one route.
@@ -70,7 +71,7 @@ func (e *Engine) Protect(name string, s Sensitivity, opts ...RouteOption) func(h
 // without writing a response. Adapters use it; most code wants
 // [Engine.Middleware] or [Engine.Protect].
 func (e *Engine) EvaluateRequest(r *http.Request, a Action, opts ...RouteOption) *Evaluation {
-	rt := route{name: a.Name, sensitivity: a.Sensitivity}
+	rt := route{name: a.Name, sensitivity: a.Sensitivity, attributes: a.Attributes}
 	for _, o := range opts {
 		o(&rt)
 	}
@@ -101,7 +102,8 @@ func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evalu
 	ev := &Evaluation{
 		Time:    e.now(),
 		Request: r,
-		Action:  Action{Name: rt.name, Sensitivity: rt.sensitivity, Method: method, Route: pattern},
+		Action: Action{Name: rt.name, Sensitivity: rt.sensitivity, Method: method, Route: pattern,
+			Attributes: rt.attributes},
 	}
 	ev.Signals.Device.UserAgent = truncate(r.Header.Get("User-Agent"), MaxUserAgent)
 

@@ -63,8 +63,12 @@ func newTokenVerifier(cfg *TokenConfig) (*tokenVerifier, error) {
 	for _, a := range cfg.Audience {
 		v.audiences[a] = struct{}{}
 	}
-	if _, ok := cfg.Keys.(pinnedKeySource); ok {
-		v.cache = newTokenCache(DefaultTokenCacheSize)
+	if _, ok := cfg.Keys.(pinnedKeySource); ok && cfg.CacheSize >= 0 {
+		size := cfg.CacheSize
+		if size == 0 {
+			size = DefaultTokenCacheSize
+		}
+		v.cache = newTokenCache(size)
 	}
 	return v, nil
 }

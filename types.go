@@ -122,7 +122,8 @@ type Action struct {
 
 // Identity is what a verified access token says about who is acting.
 // Every field comes from a token whose signature, issuer, audience and
-// lifetime were checked.
+// lifetime were checked. An Identity is shared by every evaluation of
+// the same token (see [TokenConfig.CacheSize]): treat it as read-only.
 type Identity struct {
 	Subject   string   // sub
 	SessionID string   // sid
