@@ -183,8 +183,7 @@ func (a *Adapter) parseCall(req *jsonrpc.Request) (*toolCall, error) {
 		p = callParams{}
 	}
 	c := &toolCall{id: req.ID, tool: p.Name, action: a.action(p.Name)}
-	// BUG: Engine.EvaluateRequest drops Action.Attributes, so policies
-	// do not see the tool's name and arguments on this path yet.
+	// Policies see the tool and its arguments as action.attributes.
 	c.action.Attributes = map[string]any{"tool": p.Name}
 	if p.Arguments != nil {
 		c.action.Attributes["arguments"] = p.Arguments

@@ -24,13 +24,9 @@ import (
 // not reported, nor is a high risk that an ssf_risk_level finding
 // raised: the identity provider would hear its own words back. Each
 // session or subject is reported at most once per ReportInterval.
-// OnDecision only queues; it never blocks.
-//
-// BUG: the engine has no hook that runs after every decision, so the
-// caller has to call OnDecision itself (from an HTTP middleware it
-// cannot see blocked requests) or wrap the audit logger with
-// [AuditHandler]. A Config.OnDecision hook in the root package would
-// make this direct.
+// OnDecision only queues; it never blocks. Wire it as the engine's
+// hook, runtimeid.Config{OnDecision: t.OnDecision}, or wrap the audit
+// logger with [AuditHandler].
 func (t *Transmitter) OnDecision(ctx context.Context, ev *runtimeid.Evaluation) {
 	if ev == nil || ev.Identity == nil || ev.Err != nil {
 		return
