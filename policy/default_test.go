@@ -42,6 +42,14 @@ func TestDefaultPolicy(t *testing.T) {
 		{"impossible travel", []func(*runtimeid.Evaluation){finding("impossible_travel")},
 			runtimeid.Decision{Outcome: runtimeid.Block,
 				Rule: "block-impossible-travel", Reason: "impossible_travel"}},
+		{"token replayed by another device, fresh login", []func(*runtimeid.Evaluation){high,
+			finding("new_device"), finding("token_replay")},
+			runtimeid.Decision{Outcome: runtimeid.Block,
+				Rule: "block-stolen-token", Reason: "token_theft"}},
+		{"session in two distant places", []func(*runtimeid.Evaluation){
+			finding("concurrent_session_far_apart")},
+			runtimeid.Decision{Outcome: runtimeid.Block,
+				Rule: "block-stolen-token", Reason: "token_theft"}},
 		{"bot, medium", []func(*runtimeid.Evaluation){
 			func(ev *runtimeid.Evaluation) { ev.Signals.Device.Bot = true }},
 			runtimeid.Decision{Outcome: runtimeid.Block, Rule: "block-bot", Reason: "bot"}},
@@ -115,7 +123,7 @@ func TestDefaultShared(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	assert.Equal(t, []string{
-		"block-anonymous-network-high", "block-impossible-travel", "block-bot",
+		"block-anonymous-network-high", "block-impossible-travel", "block-stolen-token", "block-bot",
 		"challenge-new-device-high", "challenge-stale-auth-high", "challenge-high-risk",
 	}, names)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -233,7 +234,7 @@ func reply(key string, value any) http.HandlerFunc {
 			key:        value,
 			"subject":  ev.Identity.Subject,
 			"rule":     ev.Decision.Rule,
-			"risk":     ev.Assessment.Score,
+			"risk":     math.Round(ev.Assessment.Score*1000) / 1000,
 			"country":  ev.Signals.Network.Country,
 			"findings": strings.Join(ev.Assessment.Codes(), ","),
 		})

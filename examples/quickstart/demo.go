@@ -255,9 +255,11 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 3 * time.Minute, false, false},
 			{12 * time.Minute, "GET", "/api/orders", linkopingSE, macChrome, 13 * time.Minute, false, false},
 		}},
+		// carol signs in on a new device through her single sign-on
+		// session of an hour ago: a new token, an old login.
 		{"new-device", "carol", []step{
 			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true, false},
-			{5 * time.Minute, "POST", "/api/transfers", miltonUS, winFirefox, time.Hour, false, false},
+			{5 * time.Minute, "POST", "/api/transfers", miltonUS, winFirefox, time.Hour, true, false},
 		}},
 		{"tor-exit", "dave", []step{
 			{0, "GET", "/api/orders", boxfordGB, winFirefox, time.Minute, true, false},
@@ -267,6 +269,12 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true, false},
 			{time.Minute, "POST", "/api/transfers", miltonUS, macChrome, time.Hour, false, false},
 			{2 * time.Minute, "POST", "/api/transfers", miltonUS, macChrome, 0, true, false},
+		}},
+		// gina's freshly issued token is copied to another machine: it
+		// meets any max_age, so only the replay gives it away.
+		{"copied-token", "gina", []step{
+			{0, "GET", "/api/orders", boxfordGB, macChrome, 0, true, false},
+			{time.Minute, "POST", "/api/transfers", boxfordGB, winFirefox, time.Minute, false, false},
 		}},
 		{"revoked", "frank", []step{
 			{0, "GET", "/api/orders", boxfordGB, macChrome, time.Minute, true, false},
@@ -283,14 +291,14 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 			at := base.Add(s.after)
 			if s.newToken {
 				var err error
-				tok, err = d.iss.mint(grant{sub: p.sub, sid: p.sub + "-demo", issued: at,
+				tok, err = d.iss.mint(grant{sub: p.sub, sid: sessionOf(p.sub, s.ua), issued: at,
 					authTime: at.Add(-s.authAgo), acr: "urn:quickstart:mfa"})
 				if err != nil {
 					return nil, err
 				}
 			}
 			if s.revoke {
-				if err := d.revoke(ctx, p.sub, p.sub+"-demo", at); err != nil {
+				if err := d.revoke(ctx, p.sub, sessionOf(p.sub, s.ua), at); err != nil {
 					return nil, err
 				}
 			}
@@ -303,6 +311,13 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 		}
 	}
 	return rows, nil
+}
+
+// sessionOf names a scenario's session: one per subject and device.
+func sessionOf(sub, ua string) string {
+	h := fnv.New32a()
+	h.Write([]byte(ua))
+	return fmt.Sprintf("%s-%08x", sub, h.Sum32())
 }
 
 // revoke plays the identity provider: it pushes a CAEP session-revoked
@@ -377,6 +392,7 @@ func printReport(out io.Writer, rep *report) {
 	fmt.Fprintln(out, "\nScenarios: stolen-token: the same token from another country minutes"+
 		" later;\nnew-device: a transfer from a device never seen; tor-exit: an export from"+
 		" a Tor exit;\nstep-up: a transfer with an hour-old login, then with a fresh one;\n"+
+		"copied-token: a fresh token replayed from another machine;\n"+
 		"revoked: the identity provider pushes session-revoked (CAEP) before the third request.")
 	printRows(out, rep.Scenarios, true)
 

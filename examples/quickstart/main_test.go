@@ -42,13 +42,16 @@ func TestDemo(t *testing.T) {
 			"new_country,new_asn,impossible_travel,session_ip_change,concurrent_session_far_apart"},
 		{"new-device", "carol", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"new-device", "carol", "POST /api/transfers", 401, "challenge", "challenge-new-device-high",
-			"new_device,token_replay"},
+			"new_device"},
 		{"tor-exit", "dave", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"tor-exit", "dave", "GET /api/export", 403, "block", "block-anonymous-network-high",
 			"anonymous_network,session_ip_change"},
 		{"step-up", "erin", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"step-up", "erin", "POST /api/transfers", 401, "challenge", "challenge-stale-auth-high", ""},
 		{"step-up", "erin", "POST /api/transfers", 200, "allow", "default", ""},
+		{"copied-token", "gina", "GET /api/orders", 200, "allow", "default", "first_seen"},
+		{"copied-token", "gina", "POST /api/transfers", 403, "block", "block-stolen-token",
+			"new_device,token_replay"},
 		{"revoked", "frank", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"revoked", "frank", "GET /api/orders", 200, "allow", "default", ""},
 		{"revoked", "frank", "GET /api/orders", 401, "block", "token: token_revoked", ""},
@@ -61,6 +64,7 @@ func TestDemo(t *testing.T) {
 	}
 	assert.Equal(t, "SE", rep.Scenarios[2].Country)
 	assert.Equal(t, "1.124.213.1", rep.Scenarios[6].ClientIP)
+	assert.Equal(t, "GB", rep.Scenarios[11].Country)
 
 	text := out.String()
 	assert.Contains(t, text, "Replayed 9999 requests")

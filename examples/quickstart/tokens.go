@@ -4,7 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"fmt"
+	"encoding/base64"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -65,7 +65,7 @@ func (is *issuer) mint(g grant) (string, error) {
 		Subject(g.sub).
 		IssuedAt(g.issued).
 		Expiration(g.issued.Add(g.ttl)).
-		JwtID(fmt.Sprintf("%s-%d", g.sid, g.issued.UnixNano())).
+		JwtID(newJTI()).
 		Claim("sid", g.sid).
 		Claim("scope", "orders profile transfers")
 	if !g.authTime.IsZero() {
@@ -83,4 +83,11 @@ func (is *issuer) mint(g grant) (string, error) {
 	}
 	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, is.key))
 	return string(signed), err
+}
+
+// newJTI returns a random token id: two tokens never share one.
+func newJTI() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
