@@ -31,7 +31,7 @@ policy: testdata/broken-policy.yaml:20: rules[4] "syntax": when: 1:13: Syntax er
 		`mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', ` +
 		`'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
 testdata/broken-policy.yaml: 4 errors
-../../policy/default.yaml: ok, 6 rules (0 report-only), default allow
+../../policy/default.yaml: ok, 7 rules (0 report-only), default allow
 `
 	assert.Equal(t, want, out)
 }
