@@ -148,7 +148,7 @@ func (b *baselines) local(ctx context.Context, subject string, err error) (*risk
 	b.s.tel.fallback(ctx, "baselines")
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.pending[subject], nil
+	return mergeProfiles(b.inflight[subject].delta, b.pending[subject]), nil
 }
 
 // install makes the Redis copy p at version ver the subject's view,

@@ -138,3 +138,14 @@ func (s *server) stop() {
 	_ = s.cmd.Wait()
 	s.cmd = nil
 }
+
+// quiet discards go-redis's own log of refused dials, which the outage
+// test provokes on purpose.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
+}
