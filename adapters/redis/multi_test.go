@@ -77,7 +77,10 @@ func newWorld(t testing.TB) *world {
 }
 
 // token is a DPoP-bound access token for alice in session sid.
-func (w *world) token(sid string) string {
+func (w *world) token(sid string) string { return w.mint(sid, true) }
+
+// mint is an access token for alice, DPoP-bound or not.
+func (w *world) mint(sid string, bound bool) string {
 	tok := jwt.New()
 	tok.Set(jwt.IssuerKey, testIssuer)
 	tok.Set(jwt.AudienceKey, "api")
@@ -86,7 +89,9 @@ func (w *world) token(sid string) string {
 	tok.Set(jwt.ExpirationKey, testNow.Add(time.Hour))
 	tok.Set("auth_time", testNow.Add(-time.Minute).Unix())
 	tok.Set("sid", sid)
-	tok.Set("cnf", map[string]any{"jkt": w.jkt})
+	if bound {
+		tok.Set("cnf", map[string]any{"jkt": w.jkt})
+	}
 	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, w.issuer))
 	require.NoError(w.t, err)
 	return string(signed)
