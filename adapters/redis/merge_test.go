@@ -15,8 +15,8 @@ func at(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
 
 func TestMergeProfiles(t *testing.T) {
 	a := &risk.Profile{FirstSeen: at(0), LastSeen: at(10), Requests: 3,
-		Devices: []risk.Seen[uint64]{{Key: 1, Count: 2, Last: at(10)}},
-		ASNs:    []risk.Seen[uint32]{{Key: 7, Count: 3, Last: at(10)}},
+		Devices:  []risk.Seen[uint64]{{Key: 1, Count: 2, Last: at(10)}},
+		ASNs:     []risk.Seen[uint32]{{Key: 7, Count: 3, Last: at(10)}},
 		Location: risk.Location{Country: "GB", Time: at(10)}}
 	a.Hours[5] = 3
 	b := &risk.Profile{FirstSeen: at(5), LastSeen: at(20), Requests: 2,
