@@ -105,7 +105,8 @@ func (f *facts) Update(key ssf.Key, now time.Time, apply func(*ssf.Facts)) error
 
 // write applies an update to the Redis copy of key, publishes it and
 // installs it here.
-func (f *facts) write(ctx context.Context, key ssf.Key, now time.Time, apply func(*ssf.Facts)) error {
+func (f *facts) write(ctx context.Context, key ssf.Key, now time.Time,
+	apply func(*ssf.Facts)) error {
 	enc := encodeKey(key)
 	rk := f.s.key("f", enc)
 	for range maxConflicts {
@@ -150,7 +151,8 @@ func (f *facts) current(cur versioned, now time.Time) ssf.Facts {
 }
 
 // announce indexes a written key for [facts.load] and publishes it.
-func (f *facts) announce(ctx context.Context, enc string, ver int64, data []byte, now time.Time) error {
+func (f *facts) announce(ctx context.Context, enc string, ver int64,
+	data []byte, now time.Time) error {
 	idx := f.s.key("f", "index")
 	_, err := f.s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, idx, redis.Z{Score: float64(now.UnixMilli()), Member: enc})
