@@ -1,0 +1,50 @@
+// Package redisstore shares runtimeid's state between the instances of
+// a service through Redis, so that many instances behave as one: a
+// baseline learned on one, a revocation received on one and a DPoP
+// proof seen on one hold on all of them.
+//
+// One [Store] gives three views of the shared state:
+//
+//   - [Store.Baselines], a [risk.Store] of subject baselines. Reads are
+//     served from a bounded local cache; a subject missing from it is
+//     read through from Redis once. Learning is applied locally at once
+//     and queued; a background flush merges the queued changes into the
+//     Redis copy every [Options.FlushInterval] (counts add, last-seen
+//     times take the later), so learning on several instances at once
+//     loses nothing, and publishes the result so every instance
+//     refreshes its copy.
+//   - [Store.Revocations], an [ssf.Store] of pushed Shared Signals
+//     facts. An update is written to Redis before it returns and
+//     published; every instance applies published facts to its local
+//     copy as they arrive, and lookups never leave the process.
+//   - [Store.Replay], a [runtimeid.ReplayCache]. It asks Redis on every
+//     new DPoP proof (SET NX PX): a replay check that is not shared is
+//     no replay check, since the replayed proof goes to another
+//     instance. Proofs already seen by this instance are refused
+//     without a round trip.
+//
+// # When Redis is unreachable
+//
+// Each kind of state has a [FailureMode]; see [Options]. The defaults:
+// revocations and replay fail closed (while this instance may be
+// missing revocations, every token is refused; a DPoP proof that cannot
+// be checked is refused), baselines continue on local state. The store
+// reconnects with back-off on its own. Learning queued during an
+// outage is kept (at most [Options.MaxPending] subjects, merged per
+// subject) and flushed on recovery; on resubscribing, the store re-reads
+// every revocation from Redis, since events published in the meantime
+// were not received, and refreshes its cached baselines. The state is
+// visible in the metrics (runtimeid.redis.*) and in the log, where each
+// change between up and down is one line.
+//
+// # Deployment
+//
+// The caller builds the client: a redis.NewUniversalClient with one
+// address, a Cluster's addresses or a Sentinel's master name selects
+// the topology through the client's own options. Every key is single
+// (no multi-key command), so Redis Cluster needs no hash tags.
+//
+// BUG: risk.SessionEvaluator, risk.Model and runtimeid.Approvals keep
+// their state inside themselves, with no store to plug in: session
+// findings, the population model and human approvals stay per instance.
+package redisstore
