@@ -14,7 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/runtimeid/runtimeid"
+	redisstore "github.com/runtimeid/runtimeid/adapters/redis"
 	"github.com/runtimeid/runtimeid/decision"
 	"github.com/runtimeid/runtimeid/policy"
 	"github.com/runtimeid/runtimeid/risk"
@@ -42,6 +45,7 @@ type options struct {
 	ssfJWKS        string
 	ssfAudience    string
 	ssfToken       string
+	redis          string
 
 	// ssfKeys are the transmitter's keys when -ssf-jwks was loaded
 	// already (the demo passes its own).
@@ -54,10 +58,16 @@ type service struct {
 	handler http.Handler
 	geo     *signals.GeoIP
 	tmpDir  string
-	ssf     *ssf.Receiver // nil without -ssf-issuer
+	ssf     *ssf.Receiver     // nil without -ssf-issuer
+	shared  *redisstore.Store // nil without -redis
 }
 
 func (s *service) Close() {
+	if s.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.shared.Close(ctx)
+		cancel()
+	}
 	if s.geo != nil {
 		s.geo.Close()
 	}
@@ -91,12 +101,12 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		}
 	}
 
-	store, err := risk.NewLRUStore(100_000)
+	st, err := s.openState(ctx, o, now, logger)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	evaluator, err := risk.NewEvaluator(store, risk.Options{})
+	evaluator, err := risk.NewEvaluator(st.baselines, risk.Options{})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -113,7 +123,8 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 	}
 	// Proof of possession: DPoP-bound tokens (RFC 9449) are accepted on
 	// every route, and a bound token without its proof is refused.
-	dpop, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{Now: now, TrustedProxies: trusted})
+	dpop, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{Now: now, TrustedProxies: trusted,
+		Replay: st.replay})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -131,16 +142,16 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 
 	// Pushed revocation: events from the identity provider change what
 	// the next request meets.
-	rx, ssfState, err := newSSF(ctx, o, now, logger)
+	rx, err := newSSF(ctx, o, st.revocations, now, logger)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	if rx != nil {
 		s.ssf = rx
-		validators = append(validators, ssf.NewValidator(ssfState))
-		collectors = append(collectors, ssf.NewCollector(ssfState))
-		evaluators = append(evaluators, ssf.NewEvaluator(ssfState))
+		validators = append(validators, ssf.NewValidator(st.revocations))
+		collectors = append(collectors, ssf.NewCollector(st.revocations))
+		evaluators = append(evaluators, ssf.NewEvaluator(st.revocations))
 	}
 
 	s.engine, err = runtimeid.New(runtimeid.Config{
@@ -163,6 +174,33 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 	}
 	s.handler = s.routes()
 	return s, nil
+}
+
+// state is where the service keeps what it learns and what it is told.
+type state struct {
+	baselines   risk.Store
+	revocations ssf.Store
+	replay      runtimeid.ReplayCache // nil: DPoP's in-memory default
+}
+
+// openState keeps state in this process or, with -redis, in Redis, so
+// that several quickstart processes behave as one service: a device
+// learned, a session revoked or a DPoP proof seen by one holds on all.
+func (s *service) openState(ctx context.Context, o options, now func() time.Time,
+	logger *slog.Logger) (state, error) {
+	if o.redis == "" {
+		lru, err := risk.NewLRUStore(100_000)
+		return state{baselines: lru, revocations: ssf.NewState(ssf.StateOptions{})}, err
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{o.redis}})
+	shared, err := redisstore.New(ctx, redisstore.Options{Client: client, Logger: logger, Now: now})
+	if err != nil {
+		client.Close()
+		return state{}, fmt.Errorf("-redis %s: %w", o.redis, err)
+	}
+	s.shared = shared
+	return state{baselines: shared.Baselines(), revocations: shared.Revocations(),
+		replay: shared.Replay()}, nil
 }
 
 // openGeoIP opens the databases named by flags, or the embedded MaxMind

@@ -50,6 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.ssfJWKS, "ssf-jwks", "", "the SSF transmitter's JWKS: a file path or a URL")
 	fs.StringVar(&o.ssfAudience, "ssf-audience", "", "this receiver's audience in the transmitter's SETs (aud)")
 	fs.StringVar(&o.ssfToken, "ssf-token", "", "bearer token the transmitter must send; empty: none")
+	fs.StringVar(&o.redis, "redis", "", "Redis address (host:port) shared by several quickstart processes; empty: in-memory state")
 	fs.BoolVar(&o.demo, "demo", false, "replay the real access log and the attack scenarios, then exit")
 	err := fs.Parse(args)
 	return o, err

@@ -12,14 +12,14 @@ import (
 )
 
 // newSSF builds the push receiver of -ssf-issuer, -ssf-jwks and
-// -ssf-audience, and the state it writes, or nil when none is given.
-func newSSF(ctx context.Context, o options, now func() time.Time,
-	logger *slog.Logger) (*ssf.Receiver, *ssf.State, error) {
+// -ssf-audience, writing into state, or nil when none is given.
+func newSSF(ctx context.Context, o options, state ssf.Store, now func() time.Time,
+	logger *slog.Logger) (*ssf.Receiver, error) {
 	if o.ssfIssuer == "" && o.ssfJWKS == "" && o.ssfAudience == "" && o.ssfKeys == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if o.ssfIssuer == "" || o.ssfAudience == "" || o.ssfJWKS == "" && o.ssfKeys == nil {
-		return nil, nil, errors.New("-ssf-issuer, -ssf-jwks and -ssf-audience go together")
+		return nil, errors.New("-ssf-issuer, -ssf-jwks and -ssf-audience go together")
 	}
 	keys := o.ssfKeys
 	var err error
@@ -31,9 +31,8 @@ func newSSF(ctx context.Context, o options, now func() time.Time,
 		keys, err = runtimeid.KeysFromFile(o.ssfJWKS)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("-ssf-jwks: %w", err)
+		return nil, fmt.Errorf("-ssf-jwks: %w", err)
 	}
-	state := ssf.NewState(ssf.StateOptions{})
 	// The receiver and the engine share one clock, so the demo can replay
 	// the past.
 	rx, err := ssf.NewReceiver(ssf.ReceiverOptions{
@@ -46,7 +45,7 @@ func newSSF(ctx context.Context, o options, now func() time.Time,
 		Now:                now,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return rx, state, nil
+	return rx, nil
 }

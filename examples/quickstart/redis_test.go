@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/signals/ssf"
+)
+
+// redisAddr is the test Redis: RUNTIMEID_REDIS_ADDR, as .ci/run starts it.
+func redisAddr(t *testing.T) string {
+	addr := os.Getenv("RUNTIMEID_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis at %s does not answer: %v", addr, err)
+		}
+		t.Skipf("no redis at %s (set RUNTIMEID_REDIS_ADDR): %v", addr, err)
+	}
+	// Each run gets its own keys.
+	c.FlushDB(context.Background())
+	return addr
+}
+
+// TestQuickstartsShareRedis runs two quickstart services with the same
+// -redis and -ssf-* settings: a session revoked through one is refused
+// by the other.
+func TestQuickstartsShareRedis(t *testing.T) {
+	addr := redisAddr(t)
+	iss, err := newIssuer(demoIssuer, demoAudience)
+	require.NoError(t, err)
+	keys, err := runtimeid.StaticKeys(iss.public)
+	require.NoError(t, err)
+	idp, err := newIssuer(demoSSFIssuer, demoSSFAudience)
+	require.NoError(t, err)
+	idpKeys, err := runtimeid.StaticKeys(idp.public)
+	require.NoError(t, err)
+
+	o := options{issuer: demoIssuer, audience: demoAudience, redis: addr,
+		ssfIssuer: demoSSFIssuer, ssfAudience: demoSSFAudience, ssfKeys: idpKeys}
+	start := func() *httptest.Server {
+		svc, err := newService(context.Background(), o, keys, time.Now, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		srv := httptest.NewServer(svc.handler)
+		t.Cleanup(func() { srv.Close(); svc.Close() })
+		return srv
+	}
+	a, b := start(), start()
+
+	now := time.Now()
+	token, err := iss.mint(grant{sub: "alice", sid: "alice-shared", issued: now, authTime: now})
+	require.NoError(t, err)
+	get := func(srv *httptest.Server) int {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, 200, get(a))
+	require.Equal(t, 200, get(b))
+
+	// The identity provider pushes session-revoked to instance A only.
+	tr, err := ssf.NewTransmitter(ssf.TransmitterOptions{Issuer: demoSSFIssuer,
+		Audience: demoSSFAudience, Key: idp.key, PushURL: a.URL + "/ssf/events"})
+	require.NoError(t, err)
+	defer tr.Close()
+	user, session := ssf.IssSub(demoIssuer, "alice"), ssf.Opaque("alice-shared")
+	set, err := tr.Sign(ssf.SessionRevokedEvent(
+		ssf.SubjectID{Format: ssf.FormatComplex, User: &user, Session: &session}, time.Now(), "test"))
+	require.NoError(t, err)
+	resp, err := http.Post(a.URL+"/ssf/events", "application/secevent+jwt", bytes.NewReader(set))
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	assert.Equal(t, 401, get(a))
+	// B hears of it through Redis pub/sub: poll against a deadline.
+	deadline := time.Now().Add(2 * time.Second)
+	status := get(b)
+	for status != 401 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		status = get(b)
+	}
+	assert.Equal(t, 401, status, "instance B refuses the session revoked through A")
+}
+
+// TestRedisFlagUnreachable: a -redis that does not answer is a start-up
+// error, not a silent fallback.
+func TestRedisFlagUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	iss, err := newIssuer(demoIssuer, demoAudience)
+	require.NoError(t, err)
+	keys, err := runtimeid.StaticKeys(iss.public)
+	require.NoError(t, err)
+	_, err = newService(context.Background(), options{issuer: demoIssuer, audience: demoAudience,
+		redis: addr}, keys, time.Now, slog.New(slog.DiscardHandler))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "-redis "+addr)
+}
