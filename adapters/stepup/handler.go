@@ -313,4 +313,3 @@ func parseMaxAge(s string) (time.Duration, bool) {
 	}
 	return time.Duration(n) * time.Second, true
 }
-

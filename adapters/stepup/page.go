@@ -106,4 +106,3 @@ func humanAge(d time.Duration) string {
 	}
 	return itoa(int64(d/time.Second)) + " seconds"
 }
-
