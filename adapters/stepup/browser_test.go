@@ -113,17 +113,27 @@ func TestBrowserFlow(t *testing.T) {
 			return err
 		})
 	}
+	var authID webauthn.AuthenticatorID
+	bogus := func(on bool) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, webauthn.SetResponseOverrideBits,
+				webauthn.SetResponseOverrideBitsParams{AuthenticatorID: authID,
+					IsBogusSignature: &on})
+			return err
+		})
+	}
 	require.NoError(t, chromedp.Do(ctx, chromedp.Func(
 		func(ctx context.Context, tg *chromedp.Target) error {
 			if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 				return err
 			}
-			_, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator,
+			res, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator,
 				webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
 					Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,
 					Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true,
 					HasUserVerification: true, IsUserVerified: true,
 					AutomaticPresenceSimulation: true}})
+			authID = res.AuthenticatorID
 			return err
 		})))
 
@@ -166,7 +176,18 @@ func TestBrowserFlow(t *testing.T) {
 		require.NoError(t, os.WriteFile("testdata/stepup.png", shot, 0o644))
 	}
 
-	// 3. The passkey answers, and the browser lands on the export.
+	// 3. An assertion with a forged signature is refused, and the
+	// page says so.
+	require.NoError(t, chromedp.Do(ctx, bogus(true),
+		chromedp.Click(chromedp.ID("passkey")),
+		chromedp.WaitVisible(chromedp.CSS("#msg.bad")),
+		bogus(false),
+	))
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("msg")))
+	require.NoError(t, err)
+	assert.Equal(t, "verification failed", msg)
+
+	// 4. The passkey answers, and the browser lands on the export.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("passkey")),
 		chromedp.WaitVisible(chromedp.ID("done")),

@@ -173,3 +173,9 @@ func totpGenerate(secret string, at time.Time) (string, error) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func httptestHandler(got *string) http.Handler {
+	return http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		*got = r.Header.Get("Authorization")
+	})
+}
