@@ -129,8 +129,9 @@ func TestBrowserFlow(t *testing.T) {
 			}
 			res, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator,
 				webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
-					Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21,
-					Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true,
+					Protocol:     webauthn.AuthenticatorProtocolCtap2,
+					Ctap2version: webauthn.Ctap2versionCtap21,
+					Transport:    webauthn.AuthenticatorTransportInternal, HasResidentKey: true,
 					HasUserVerification: true, IsUserVerified: true,
 					AutomaticPresenceSimulation: true}})
 			authID = res.AuthenticatorID

@@ -69,10 +69,11 @@ func newHarness(t *testing.T, change ...func(*Options)) *harness {
 		clock: &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}}
 	h.store = NewMemoryStore(0, h.clock.Now)
 	opts := Options{
-		Token:          h.tokenConfig(),
-		Store:          h.store,
-		Now:            h.clock.Now,
-		Logger:         slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Token: h.tokenConfig(),
+		Store: h.store,
+		Now:   h.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(h.logs,
+			&slog.HandlerOptions{Level: slog.LevelDebug})),
 		EncryptionKeys: []EncryptionKey{{ID: "k1", Secret: bytes.Repeat([]byte{7}, 32)}},
 	}
 	for _, c := range change {

@@ -36,7 +36,8 @@ func TestOTPEnrollAndVerify(t *testing.T) {
 	w = h.do("POST", "/stepup/otp/verify", fresh, map[string]string{"code": h.code(e.Secret)})
 	assert.Equal(t, 409, w.Code)
 	assert.Equal(t, CodeNotEnrolled, errorCode(t, w))
-	w = h.do("POST", "/stepup/enroll/otp/confirm", fresh, map[string]string{"code": h.code(e.Secret)})
+	confirm := map[string]string{"code": h.code(e.Secret)}
+	w = h.do("POST", "/stepup/enroll/otp/confirm", fresh, confirm)
 	require.Equal(t, 200, w.Code, w.Body.String())
 	assert.JSONEq(t, `{"enrolled":"otp"}`, w.Body.String())
 
