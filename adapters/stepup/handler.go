@@ -178,7 +178,10 @@ func (s *Service) serveBeginPasskey(ctx context.Context, id *runtimeid.Identity,
 	if !accepts(req.ACRValues, ACRPasskey, ACRPasskeyPresence) {
 		return nil, errMethod
 	}
-	return s.beginPasskey(ctx, id, req.ReturnTo)
+	// A challenge that accepts only a verified passkey asks the
+	// authenticator to verify the user.
+	uv := !accepts(req.ACRValues, ACRPasskeyPresence)
+	return s.beginPasskey(ctx, id, req.ReturnTo, uv)
 }
 
 func (s *Service) serveFinishPasskey(ctx context.Context, id *runtimeid.Identity,

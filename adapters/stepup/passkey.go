@@ -79,8 +79,10 @@ type PasskeyChallenge struct {
 func ceremonyKey(cid string) string { return hashKey("c:", cid) }
 
 // beginPasskey starts a login ceremony for a step-up.
+// With requireUV the authenticator must verify the user, so that the
+// step-up reaches [ACRPasskey].
 func (s *Service) beginPasskey(ctx context.Context, id *runtimeid.Identity,
-	returnTo string) (PasskeyChallenge, error) {
+	returnTo string, requireUV bool) (PasskeyChallenge, error) {
 	if err := s.limit.check(ctx, id); err != nil {
 		return PasskeyChallenge{}, err
 	}
@@ -92,8 +94,12 @@ func (s *Service) beginPasskey(ctx context.Context, id *runtimeid.Identity,
 	if len(rec.Passkeys) == 0 {
 		return PasskeyChallenge{}, errNotEnrolled
 	}
+	uv := protocol.VerificationPreferred
+	if requireUV {
+		uv = protocol.VerificationRequired
+	}
 	opts, data, err := s.wa.BeginLogin(waUser{rec, accountName(id)},
-		webauthn.WithUserVerification(protocol.VerificationPreferred))
+		webauthn.WithUserVerification(uv))
 	if err != nil {
 		return PasskeyChallenge{}, fmt.Errorf("stepup: begin login: %w", err)
 	}

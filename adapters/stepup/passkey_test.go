@@ -58,6 +58,13 @@ func TestPasskeyBegin(t *testing.T) {
 	require.Len(t, out.PublicKey.Allow, 1)
 	assert.Equal(t, "Y3JlZC0x", out.PublicKey.Allow[0].ID)
 
+	// A challenge that accepts only a verified passkey requires user
+	// verification.
+	w = h.do("POST", "/stepup/passkey/begin", h.token("alice", "s1", 0),
+		map[string]string{"acr_values": ACRPasskey})
+	require.Equal(t, 200, w.Code)
+	assert.Contains(t, w.Body.String(), `"userVerification":"required"`)
+
 	// Someone with no passkey, or a challenge that wants a code only.
 	w = h.do("POST", "/stepup/passkey/begin", h.token("bob", "s1", 0), map[string]any{})
 	assert.Equal(t, 409, w.Code)
