@@ -18,6 +18,7 @@ import (
 
 	"github.com/runtimeid/runtimeid"
 	redisstore "github.com/runtimeid/runtimeid/adapters/redis"
+	"github.com/runtimeid/runtimeid/adapters/stepup"
 	"github.com/runtimeid/runtimeid/decision"
 	"github.com/runtimeid/runtimeid/policy"
 	"github.com/runtimeid/runtimeid/risk"
@@ -60,6 +61,7 @@ type service struct {
 	tmpDir  string
 	ssf     *ssf.Receiver     // nil without -ssf-issuer
 	shared  *redisstore.Store // nil without -redis
+	stepUp  *stepup.Service   // nil with -stepup-url
 }
 
 func (s *service) Close() {
@@ -129,7 +131,19 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		s.Close()
 		return nil, err
 	}
-	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: o.stepUpURL,
+	// Step-up: an external page (-stepup-url), or passkeys and codes
+	// answered right here.
+	tok := runtimeid.TokenConfig{Issuer: o.issuer, Audience: []string{o.audience}, Keys: keys}
+	stepUpURL := o.stepUpURL
+	var stepUps runtimeid.StepUpSource
+	if stepUpURL == "" {
+		if s.stepUp, err = newStepUp(o, tok, st.secrets, now, logger); err != nil {
+			s.Close()
+			return nil, err
+		}
+		stepUpURL, stepUps = "/stepup/", s.stepUp
+	}
+	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: stepUpURL,
 		Realm: "quickstart", DPoP: dpop})
 	if err != nil {
 		s.Close()
@@ -155,11 +169,8 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 	}
 
 	s.engine, err = runtimeid.New(runtimeid.Config{
-		Token: runtimeid.TokenConfig{
-			Issuer:   o.issuer,
-			Audience: []string{o.audience},
-			Keys:     keys,
-		},
+		Token:      tok,
+		StepUps:    stepUps,
 		Validators: validators,
 		Collectors: collectors,
 		Evaluators: evaluators,
@@ -181,6 +192,7 @@ type state struct {
 	baselines   risk.Store
 	revocations ssf.Store
 	replay      runtimeid.ReplayCache // nil: DPoP's in-memory default
+	secrets     stepup.Store          // nil: the step-up module's memory store
 }
 
 // openState keeps state in this process or, with -redis, in Redis, so
@@ -200,7 +212,7 @@ func (s *service) openState(ctx context.Context, o options, now func() time.Time
 	}
 	s.shared = shared
 	return state{baselines: shared.Baselines(), revocations: shared.Revocations(),
-		replay: shared.Replay()}, nil
+		replay: shared.Replay(), secrets: shared.Secrets()}, nil
 }
 
 // openGeoIP opens the databases named by flags, or the embedded MaxMind
@@ -259,7 +271,12 @@ func (s *service) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
-	return mux
+	if s.stepUp == nil {
+		return mux
+	}
+	mux.Handle("/stepup/", s.stepUp.Handler())
+	// Browsers carry their token in a cookie, for the step-up page.
+	return stepup.CookieToken(tokenCookie)(mux)
 }
 
 // reply answers with what was done and for whom, from the evaluation the

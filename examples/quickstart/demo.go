@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -18,6 +19,8 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/runtimeid/runtimeid"
 	"github.com/runtimeid/runtimeid/signals/ssf"
@@ -177,6 +180,11 @@ func runDemo(ctx context.Context, out io.Writer) (*report, error) {
 	if rep.Scenarios, err = d.scenarios(ctx, last.Add(time.Hour)); err != nil {
 		return nil, err
 	}
+	otpRows, err := d.otpStepUp(ctx, last.Add(time.Duration(len(rep.Scenarios)+1)*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	rep.Scenarios = append(rep.Scenarios, otpRows...)
 	printReport(out, rep)
 	return rep, nil
 }
@@ -393,7 +401,9 @@ func printReport(out io.Writer, rep *report) {
 		" later;\nnew-device: a transfer from a device never seen; tor-exit: an export from"+
 		" a Tor exit;\nstep-up: a transfer with an hour-old login, then with a fresh one;\n"+
 		"copied-token: a fresh token replayed from another machine;\n"+
-		"revoked: the identity provider pushes session-revoked (CAEP) before the third request.")
+		"revoked: the identity provider pushes session-revoked (CAEP) before the third request;\n"+
+		"otp-step-up: a stale transfer is challenged, answered with an authenticator code at\n"+
+		"/stepup/otp/verify, and retried with the same token.")
 	printRows(out, rep.Scenarios, true)
 
 	fmt.Fprintln(out, "\nSummary of the replay by outcome:")
@@ -472,4 +482,87 @@ func (h *lastAudit) take() map[string]string {
 	m := h.last
 	h.last = nil
 	return m
+}
+
+// otpStepUp answers a challenge inside the service: ivan enrolls an
+// authenticator app right after signing in, is challenged on a transfer
+// an hour later, answers with a code at the step-up endpoint, and retries
+// with the same token, which now passes.
+func (d *demo) otpStepUp(ctx context.Context, start time.Time) ([]row, error) {
+	const name = "otp-step-up"
+	tok, err := d.iss.mint(grant{sub: "ivan", sid: sessionOf("ivan", macChrome), issued: start,
+		authTime: start, ttl: 2 * time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	add := func(at time.Time, method, target string) error {
+		r, err := d.send(ctx, at, method, target, tok, miltonUS, macChrome)
+		r.Scenario = name
+		rows = append(rows, r)
+		return err
+	}
+	if err := add(start, "GET", "/api/orders"); err != nil {
+		return nil, err
+	}
+	var enrolled struct {
+		Secret string `json:"secret"`
+	}
+	if err := d.stepUpCall(ctx, start, "/stepup/enroll/otp", tok, map[string]any{}, &enrolled); err != nil {
+		return nil, err
+	}
+	if err := d.stepUpCode(ctx, start, "/stepup/enroll/otp/confirm", tok, enrolled.Secret); err != nil {
+		return nil, err
+	}
+
+	later := start.Add(time.Hour)
+	if err := add(later, "POST", "/api/transfers"); err != nil {
+		return nil, err
+	}
+	answered := later.Add(30 * time.Second)
+	if err := d.stepUpCode(ctx, answered, "/stepup/otp/verify", tok, enrolled.Secret); err != nil {
+		return nil, err
+	}
+	if err := add(answered.Add(10*time.Second), "POST", "/api/transfers"); err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// stepUpCode sends the authenticator app's current code to a step-up
+// endpoint.
+func (d *demo) stepUpCode(ctx context.Context, at time.Time, path, token, secret string) error {
+	code, err := totp.GenerateCode(secret, at)
+	if err != nil {
+		return err
+	}
+	return d.stepUpCall(ctx, at, path, token, map[string]string{"code": code}, nil)
+}
+
+// stepUpCall posts JSON to the step-up module as an API client would.
+func (d *demo) stepUpCall(ctx context.Context, at time.Time, path, token string, body, out any) error {
+	d.clock.Store(at.UnixNano())
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("demo: %s: status %d: %s", path, resp.StatusCode, msg)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -55,6 +55,11 @@ func TestDemo(t *testing.T) {
 		{"revoked", "frank", "GET /api/orders", 200, "allow", "default", "first_seen"},
 		{"revoked", "frank", "GET /api/orders", 200, "allow", "default", ""},
 		{"revoked", "frank", "GET /api/orders", 401, "block", "token: token_revoked", ""},
+		{"otp-step-up", "ivan", "GET /api/orders", 200, "allow", "default", "first_seen"},
+		{"otp-step-up", "ivan", "POST /api/transfers", 401, "challenge", "challenge-stale-auth-high", ""},
+		// The same token, after a code at /stepup/otp/verify: the
+		// challenge is met by the recorded step-up.
+		{"otp-step-up", "ivan", "POST /api/transfers", 200, "allow", "challenge-stale-auth-high", ""},
 	}
 	require.Len(t, rep.Scenarios, len(wants))
 	for i, w := range wants {
