@@ -16,6 +16,13 @@ import (
 // CIDR prefix nor an IP address. [ParsePrefixes] wraps it.
 var ErrInvalidPrefix = errors.New("signals: invalid trusted proxy")
 
+// ErrTrustsEveryone means a trusted proxy list holds 0.0.0.0/0 or ::/0.
+// Trusting every peer's forwarding headers lets any client choose its
+// own address, so [ParsePrefixes] refuses it. A deployer whose server
+// is reachable only through its proxies, and who accepts that risk,
+// builds the prefix in code and passes it to [NewClientIP].
+var ErrTrustsEveryone = errors.New("signals: trusted proxy list trusts every address")
+
 // The limits on forwarding headers. They bound the work an attacker can
 // cause with a long or repeated header.
 const (
@@ -87,7 +94,8 @@ func NewClientIP(trusted []netip.Prefix) *ClientIP {
 // addresses, such as "10.0.0.0/8, 192.0.2.1, 2001:db8::/32". A bare
 // address is a prefix of one address. Space around entries is ignored;
 // an empty list gives nil. A bad entry gives an error that names it and
-// wraps [ErrInvalidPrefix].
+// wraps [ErrInvalidPrefix]; a prefix of length zero (0.0.0.0/0, ::/0)
+// gives one that wraps [ErrTrustsEveryone] too.
 func ParsePrefixes(csv string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	if strings.TrimSpace(csv) == "" {
@@ -99,6 +107,10 @@ func ParsePrefixes(csv string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: entry %d %q: %w",
 				ErrInvalidPrefix, i+1, entry, err)
+		}
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%w: %w: entry %d %q: list your proxies' "+
+				"prefixes instead", ErrInvalidPrefix, ErrTrustsEveryone, i+1, entry)
 		}
 		out = append(out, p)
 	}

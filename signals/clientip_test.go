@@ -58,6 +58,26 @@ func TestParsePrefixes(t *testing.T) {
 	}
 }
 
+// TestParsePrefixesRefusesTrustAll: a list that trusts every peer
+// would let any client choose its own address.
+func TestParsePrefixesRefusesTrustAll(t *testing.T) {
+	for _, in := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/8, ::/0", "::ffff:0.0.0.0/96"} {
+		t.Run(in, func(t *testing.T) {
+			got, err := ParsePrefixes(in)
+			require.ErrorIs(t, err, ErrTrustsEveryone)
+			require.ErrorIs(t, err, ErrInvalidPrefix)
+			assert.Contains(t, err.Error(), "list your proxies' prefixes instead")
+			assert.Nil(t, got)
+		})
+	}
+	// The explicit opt-out: a prefix built in code is taken as given.
+	c := NewClientIP([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")})
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "192.0.2.1:1"
+	r.Header.Set("X-Forwarded-For", "198.51.100.7")
+	assert.Equal(t, "198.51.100.7", c.Resolve(r).String())
+}
+
 func mustPrefixes(t testing.TB, csv string) []netip.Prefix {
 	t.Helper()
 	p, err := ParsePrefixes(csv)

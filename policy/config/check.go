@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -50,8 +51,14 @@ func (f *File) checkToken() error {
 
 func (f *File) checkProxies() error {
 	for i, p := range f.TrustedProxies {
-		if _, err := signals.ParsePrefixes(p); err != nil || strings.Contains(p, ",") {
-			field := fmt.Sprintf("trusted_proxies[%d]", i)
+		field := fmt.Sprintf("trusted_proxies[%d]", i)
+		_, err := signals.ParsePrefixes(p)
+		switch {
+		case errors.Is(err, signals.ErrTrustsEveryone):
+			return f.fieldError(field, fmt.Sprintf("%q trusts every address, so any "+
+				"client could choose its own; list your proxies' prefixes", p),
+				signals.ErrTrustsEveryone)
+		case err != nil || strings.Contains(p, ","):
 			return f.fieldError(field, fmt.Sprintf("%q is not a CIDR prefix or address", p), nil)
 		}
 	}

@@ -46,6 +46,10 @@ func TestParseErrors(t *testing.T) {
 			"config: c.yaml:2: token.jwks_url: give jwks_file or jwks_url, not both"},
 		{"proxy", "version: 1\ntrusted_proxies: [10.0.0.0/8, nope]\n",
 			"config: c.yaml:2: trusted_proxies[1]: \"nope\" is not a CIDR prefix or address"},
+		{"proxy trusts everyone", "version: 1\ntrusted_proxies: [0.0.0.0/0]\n",
+			"config: c.yaml:2: trusted_proxies[0]: \"0.0.0.0/0\" trusts every address, so any " +
+				"client could choose its own; list your proxies' prefixes: " +
+				"signals: trusted proxy list trusts every address"},
 		{"thresholds", "version: 1\nrisk: {medium_risk: 0.8}\n",
 			"config: c.yaml:2: risk.medium_risk: 0.8 is not below high_risk 0.7"},
 		{"sensitivity", "version: 1\nenforcement: {default_sensitivity: extreme}\n",

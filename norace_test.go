@@ -1,0 +1,5 @@
+//go:build !race
+
+package runtimeid_test
+
+const raceEnabled = false
