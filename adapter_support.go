@@ -2,6 +2,8 @@ package runtimeid
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -46,8 +48,18 @@ func (e *Engine) RouteAction(method, pattern string) Action {
 // [Engine.EvaluateRequest] and reports whether the handler may run. It
 // writes the refusal otherwise. Without an enforcer, only a clean allow
 // (or one that failed open) passes, and the rest get a plain 403.
-func (e *Engine) Enforce(w http.ResponseWriter, r *http.Request, ev *Evaluation) bool {
+func (e *Engine) Enforce(w http.ResponseWriter, r *http.Request, ev *Evaluation) (proceed bool) {
 	if e.cfg.Enforcer != nil {
+		// A panicking enforcer must not let the request through, nor
+		// leave the client without an answer.
+		defer func() {
+			if p := recover(); p != nil {
+				e.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "runtimeid: enforcer panicked",
+					slog.String("error", fmt.Sprint(p)))
+				internalError(w)
+				proceed = false
+			}
+		}()
 		return e.cfg.Enforcer.Enforce(w, r, ev)
 	}
 	if ev != nil && allowed(ev) {

@@ -465,3 +465,28 @@ func TestAuditDelegation(t *testing.T) {
 	assert.Equal(t, "agent-app", event["client_id"])
 	assert.Equal(t, []any{"agent-7", "orchestrator"}, event["act_chain"])
 }
+
+type panickingEnforcer struct{}
+
+func (panickingEnforcer) Enforce(http.ResponseWriter, *http.Request, *Evaluation) bool {
+	panic("enforcer bug")
+}
+
+func TestPanicsAroundTheHandler(t *testing.T) {
+	ran := false
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true })
+
+	e, logs := newTestEngine(t, Config{Enforcer: panickingEnforcer{}})
+	rec := httptest.NewRecorder()
+	e.Protect("x", Low)(h).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, rec.Code)
+	assert.False(t, ran)
+	assert.Contains(t, logs.String(), "runtimeid: enforcer panicked")
+
+	e, logs = newTestEngine(t, Config{RoutePattern: func(*http.Request) string { panic("router glue bug") }})
+	rec = httptest.NewRecorder()
+	e.Middleware(h).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, rec.Code)
+	assert.False(t, ran)
+	assert.Contains(t, logs.String(), "runtimeid: RoutePattern panicked")
+}

@@ -2,6 +2,8 @@ package runtimeid
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 )
@@ -36,9 +38,10 @@ func FailOpen() RouteOption { return func(r *route) { r.failOpen = true } }
 // in their context (see [FromContext]).
 func (e *Engine) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pattern := r.Pattern
-		if e.cfg.RoutePattern != nil {
-			pattern = e.cfg.RoutePattern(r)
+		pattern, ok := e.routePattern(r)
+		if !ok {
+			internalError(w)
+			return
 		}
 		rt := route{name: pattern, sensitivity: e.cfg.Sensitivities[pattern]}
 		if pattern == "" {
@@ -58,13 +61,32 @@ func (e *Engine) Protect(name string, s Sensitivity, opts ...RouteOption) func(h
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			pattern := r.Pattern
-			if e.cfg.RoutePattern != nil {
-				pattern = e.cfg.RoutePattern(r)
+			pattern, ok := e.routePattern(r)
+			if !ok {
+				internalError(w)
+				return
 			}
 			e.serve(w, r, next, &rt, pattern)
 		})
 	}
+}
+
+// routePattern asks [Config.RoutePattern] for the request's route. A
+// panic there, a bug in the caller's router glue, refuses the request
+// (ok false): evaluating it as some other route could lower its
+// sensitivity.
+func (e *Engine) routePattern(r *http.Request) (pattern string, ok bool) {
+	if e.cfg.RoutePattern == nil {
+		return r.Pattern, true
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "runtimeid: RoutePattern panicked",
+				slog.String("error", fmt.Sprint(p)))
+			pattern, ok = "", false
+		}
+	}()
+	return e.cfg.RoutePattern(r), true
 }
 
 // EvaluateRequest runs the pipeline for an HTTP request as the named action
@@ -80,14 +102,7 @@ func (e *Engine) EvaluateRequest(r *http.Request, a Action, opts ...RouteOption)
 
 func (e *Engine) serve(w http.ResponseWriter, r *http.Request, next http.Handler, rt *route, pattern string) {
 	ev := e.evaluateHTTP(r, rt, pattern)
-	if e.cfg.Enforcer == nil {
-		// New cannot require an enforcer, since Evaluate needs none;
-		// without one, nothing but a clean allow may pass.
-		if ev.Decision.Outcome != Allow || ev.Err != nil && !ev.Decision.FailedOpen {
-			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
-			return
-		}
-	} else if !e.cfg.Enforcer.Enforce(w, r, ev) {
+	if !e.Enforce(w, r, ev) {
 		return
 	}
 	next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), ev)))
@@ -190,6 +205,10 @@ func (e *Engine) checkSize(token string) (string, *TokenError) {
 		return "", &TokenError{Code: CodeTokenTooLarge, Detail: "token too large"}
 	}
 	return token, nil
+}
+
+func internalError(w http.ResponseWriter) {
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 }
 
 type contextKey struct{}
