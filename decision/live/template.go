@@ -50,8 +50,7 @@ td.o-challenge { color: #c08010; } td.o-block { color: #d0453a; }
 <table id="rules">
 <tr><th>rule</th><th>outcome</th><th>count</th></tr>
 {{- range .Snap.Rules}}
-<tr><td>{{.Rule}}</td><td class="o-{{.Outcome}}">{{.Outcome}}</td>
-<td class="num">{{.Count}}</td></tr>
+<tr><td>{{.Rule}}</td><td class="o-{{.Outcome}}">{{.Outcome}}</td><td class="num">{{.Count}}</td></tr>
 {{- end}}
 </table>
 <h2>Recent decisions</h2>
@@ -61,8 +60,7 @@ td.o-challenge { color: #c08010; } td.o-block { color: #d0453a; }
 {{- range .Snap.Recent}}
 <tr><td>{{clock .Time}}</td><td class="o-{{.Outcome}}">{{.Outcome}}</td><td>{{.Rule}}</td>
 <td>{{.Action}}</td><td>{{orDash .Subject}}</td><td>{{orDash .ClientIP}}</td>
-<td>{{orDash .Country}}</td>
-<td class="num">{{score .Score}}</td><td>{{orDash (join .Findings)}}</td></tr>
+<td>{{orDash .Country}}</td><td class="num">{{score .Score}}</td><td>{{orDash (join .Findings)}}</td></tr>
 {{- end}}
 </table>
 <script nonce="{{.Nonce}}">
@@ -78,12 +76,10 @@ td.o-challenge { color: #c08010; } td.o-block { color: #d0453a; }
 </script>
 </body>
 </html>
-{{define "chart"}}<svg width="{{.Width}}" height="{{.Height}}"
- viewBox="0 0 {{.Width}} {{.Height}}" role="img">
+{{define "chart"}}<svg width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img">
 <text x="4" y="12">max {{.Max}}</text>
 {{- range .Bars}}
-<rect class="{{.Class}}" x="{{f1 .X}}" y="{{f1 .Y}}"
- width="{{f1 .W}}" height="{{f1 .H}}"><title>{{.Title}}</title></rect>
+<rect class="{{.Class}}" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}"><title>{{.Title}}</title></rect>
 {{- end}}
 {{- range .Labels}}
 <text x="{{f1 .X}}" y="{{f1 .Y}}" text-anchor="{{.Anchor}}">{{.Text}}</text>
