@@ -274,7 +274,13 @@ func TestMiddlewareActionAndContext(t *testing.T) {
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/api/orders?x=1", nil))
 	assert.Equal(t, http.StatusNoContent, rec.Code)
 	require.NotNil(t, got)
-	assert.Equal(t, Action{Name: "GET /api/orders", Sensitivity: Low, Method: "GET", Route: "GET /api/orders"}, got.Action)
+	want := Action{
+		Name:        "GET /api/orders",
+		Sensitivity: Low,
+		Method:      "GET",
+		Route:       "GET /api/orders",
+	}
+	assert.Equal(t, want, got.Action)
 
 	rec = httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/transfers", nil))

@@ -54,7 +54,9 @@ func (e *Engine) Middleware(next http.Handler) http.Handler {
 // Protect returns middleware for one handler, evaluated as the action name
 // with its own sensitivity, whatever the router. Use it to wrap the few
 // handlers that matter, or to name actions better than route patterns do.
-func (e *Engine) Protect(name string, s Sensitivity, opts ...RouteOption) func(http.Handler) http.Handler {
+func (e *Engine) Protect(
+	name string, s Sensitivity, opts ...RouteOption,
+) func(http.Handler) http.Handler {
 	rt := route{name: name, sensitivity: s}
 	for _, o := range opts {
 		o(&rt)
@@ -100,7 +102,10 @@ func (e *Engine) EvaluateRequest(r *http.Request, a Action, opts ...RouteOption)
 	return e.evaluateHTTP(r, &rt, a.Route)
 }
 
-func (e *Engine) serve(w http.ResponseWriter, r *http.Request, next http.Handler, rt *route, pattern string) {
+func (e *Engine) serve(
+	w http.ResponseWriter, r *http.Request,
+	next http.Handler, rt *route, pattern string,
+) {
 	ev := e.evaluateHTTP(r, rt, pattern)
 	if !e.Enforce(w, r, ev) {
 		return
@@ -158,7 +163,10 @@ func (e *Engine) credential(r *http.Request, allowQuery bool) (Credential, *Toke
 
 	h := headers[0]
 	if len(h) > e.cfg.Token.MaxSize+len("Bearer ")+16 {
-		return Credential{}, &TokenError{Code: CodeTokenTooLarge, Detail: "authorization header too large"}
+		return Credential{}, &TokenError{
+			Code:   CodeTokenTooLarge,
+			Detail: "authorization header too large",
+		}
 	}
 	scheme, token, _ := strings.Cut(strings.TrimSpace(h), " ")
 	switch {

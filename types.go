@@ -39,7 +39,10 @@ func ParseSensitivity(s string) (Sensitivity, error) {
 			return Sensitivity(i + 1), nil
 		}
 	}
-	return SensitivityUnset, &ConfigError{Field: "sensitivity", Reason: "unknown sensitivity " + quote(s)}
+	return SensitivityUnset, &ConfigError{
+		Field:  "sensitivity",
+		Reason: "unknown sensitivity " + quote(s),
+	}
 }
 
 // Outcome is what the engine decided for one action.

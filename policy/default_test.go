@@ -135,13 +135,19 @@ rules:
   - {name: r1, outcome: block, when: 'action.sensitivity == "high" && signals.network.anonymous'}
   - {name: r2, outcome: block, when: '"impossible_travel" in risk.findings'}
   - {name: r3, outcome: block, when: 'signals.device.bot && action.sensitivity != "low"'}
-  - {name: r4, outcome: challenge, when: 'action.sensitivity == "high" && (!signals.session.has_auth_time || signals.session.since_auth > duration("5m"))'}
+  - name: r4
+    outcome: challenge
+    when: 'action.sensitivity == "high" &&
+      (!signals.session.has_auth_time || signals.session.since_auth > duration("5m"))'
   - {name: r5, outcome: challenge, when: 'action.sensitivity == "high" && "new_device" in risk.findings'}
   - {name: r6, outcome: challenge, when: 'risk.level == "high"'}
   - {name: r7, outcome: block, when: 'signals.network.country in ["KP", "IR"]'}
   - {name: r8, outcome: challenge, when: 'identity.delegated && action.name.startsWith("POST /admin")'}
   - {name: r9, outcome: challenge, when: 'risk.score > 0.5 && !("urn:example:mfa" in [identity.acr])'}
-  - {name: r10, outcome: block, report_only: true, when: 'signals.client_ip.startsWith("10.") && signals.network.hosting'}
+  - name: r10
+    outcome: block
+    report_only: true
+    when: 'signals.client_ip.startsWith("10.") && signals.network.hosting'
 `
 
 func BenchmarkDecide(b *testing.B) {

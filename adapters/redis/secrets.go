@@ -48,7 +48,9 @@ func (x *Secrets) Put(ctx context.Context, key string, value []byte, ttl time.Du
 
 // Add sets key to value only if it has none (SET NX), atomically across
 // instances: what makes a challenge or a code single-use everywhere.
-func (x *Secrets) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (x *Secrets) Add(
+	ctx context.Context, key string, value []byte, ttl time.Duration,
+) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, x.s.opts.Timeout)
 	defer cancel()
 	ok, err := x.s.client.SetNX(ctx, x.s.key("secret", key), value, keepTTL(ttl)).Result()

@@ -36,7 +36,8 @@ const (
 // combined is the Apache and nginx "combined" format:
 // addr ident user [time] "method target proto" status size "referer" "agent"
 var combined = regexp.MustCompile(
-	`^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" \d{3} \S+ "(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)"`)
+	`^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" \d{3} \S+ ` +
+		`"(?:[^"\\]|\\.)*" "((?:[^"\\]|\\.)*)"`)
 
 const combinedTime = "02/Jan/2006:15:04:05 -0700"
 

@@ -54,7 +54,8 @@ func TestReplayDefaultsAndJSONLines(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "requests.jsonl")
 	lines := []string{
-		`{"time":"2025-03-01T10:00:00Z","ip":"2.125.160.216","method":"GET","path":"/a","user_agent":"curl/8.0","subject":"alice"}`,
+		`{"time":"2025-03-01T10:00:00Z","ip":"2.125.160.216","method":"GET",` +
+			`"path":"/a","user_agent":"curl/8.0","subject":"alice"}`,
 		`{"time":"2025-03-01T10:01:00Z","ip":"2.125.160.216","path":"/b","subject":"alice","extra":1}`,
 		`{"time":"2025-03-01T10:02:00Z","ip":"not-an-ip","path":"/c"}`,
 		`{"time":"2025-03-01T10:02:00Z","ip":"1.2.3.4","path":"relative"}`,
@@ -69,8 +70,9 @@ func TestReplayDefaultsAndJSONLines(t *testing.T) {
 
 	code, out, errOut := runCmd(t, "replay", log)
 	require.Equal(t, exitOK, code, errOut)
-	assert.Equal(t, `Replayed 4 requests (5 malformed lines skipped), 2025-03-01 10:00 to 2025-03-01 10:04 UTC, report-only: nothing was enforced.
-
+	assert.Equal(t, "Replayed 4 requests (5 malformed lines skipped), "+
+		"2025-03-01 10:00 to 2025-03-01 10:04 UTC, "+
+		"report-only: nothing was enforced.\n"+`
 Current policy: the default policy
         allow  2
     challenge  0
@@ -123,10 +125,20 @@ func TestParseLine(t *testing.T) {
 		want       record
 		ok         bool
 	}{
-		{"apache", `83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /p/x.png HTTP/1.1" 200 1 "http://r/" "Mozilla/5.0"`,
-			record{Time: at, Method: "GET", Path: "/p/x.png", UserAgent: "Mozilla/5.0"}, true},
-		{"nginx escaped quote, offset", `::1 - u [17/May/2015:12:05:03 +0200] "POST /a?b=c HTTP/2.0" 201 - "-" "say \"hi\""`,
-			record{Time: at, Method: "POST", Path: "/a?b=c", UserAgent: `say "hi"`}, true},
+		{
+			name: "apache",
+			line: `83.149.9.216 - - [17/May/2015:10:05:03 +0000] ` +
+				`"GET /p/x.png HTTP/1.1" 200 1 "http://r/" "Mozilla/5.0"`,
+			want: record{Time: at, Method: "GET", Path: "/p/x.png", UserAgent: "Mozilla/5.0"},
+			ok:   true,
+		},
+		{
+			name: "nginx escaped quote, offset",
+			line: `::1 - u [17/May/2015:12:05:03 +0200] ` +
+				`"POST /a?b=c HTTP/2.0" 201 - "-" "say \"hi\""`,
+			want: record{Time: at, Method: "POST", Path: "/a?b=c", UserAgent: `say "hi"`},
+			ok:   true,
+		},
 		{"truncated", `1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 1 "-" "Moz`, record{}, false},
 		{"bad time", `1.2.3.4 - - [17/Mai/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`, record{}, false},
 		{"bad address", `host - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`, record{}, false},

@@ -69,7 +69,11 @@ type proxy struct {
 func newProxy(cfg *config.File, b *config.Built, log *slog.Logger) (*proxy, error) {
 	s := &cfg.Serve
 	if s.Upstream == "" {
-		return nil, &config.Error{File: cfg.Name, Field: "serve.upstream", Reason: "required by serve"}
+		return nil, &config.Error{
+			File:   cfg.Name,
+			Field:  "serve.upstream",
+			Reason: "required by serve",
+		}
 	}
 	key, err := readKey(cfg, s.SigningKeyFile)
 	if err != nil {

@@ -60,10 +60,16 @@ func TestAgentIsThrottledChallengedAndBlocked(t *testing.T) {
 		Reason: "agent_volume_spike"}, byName["export-again"][0])
 
 	audit := out.String()[strings.Index(out.String(), "audit trail"):]
-	assert.Equal(t, `audit trail (refusals and approvals):
-  block     rule=throttle-agent-rate reason=agent_rate_high action=list_orders sub=alice act=agent-7 findings=[agent_rate_high]
-  challenge rule=approve-agent-scope-drift-high reason=agent_scope_drift action=export_customers sub=alice act=agent-7 findings=[agent_scope_drift]
-  allow     rule=approve-agent-scope-drift-high reason=agent_scope_drift action=export_customers sub=alice act=agent-7 findings=[agent_scope_drift]
-  block     rule=block-agent-volume-spike reason=agent_volume_spike action=export_customers sub=alice act=agent-7 findings=[agent_volume_spike agent_scope_drift]
-`, audit)
+	// One audit line per refusal or approval, each split in two here.
+	want := "audit trail (refusals and approvals):\n" +
+		"  block     rule=throttle-agent-rate reason=agent_rate_high " +
+		"action=list_orders sub=alice act=agent-7 findings=[agent_rate_high]\n" +
+		"  challenge rule=approve-agent-scope-drift-high reason=agent_scope_drift " +
+		"action=export_customers sub=alice act=agent-7 findings=[agent_scope_drift]\n" +
+		"  allow     rule=approve-agent-scope-drift-high reason=agent_scope_drift " +
+		"action=export_customers sub=alice act=agent-7 findings=[agent_scope_drift]\n" +
+		"  block     rule=block-agent-volume-spike reason=agent_volume_spike " +
+		"action=export_customers sub=alice act=agent-7 " +
+		"findings=[agent_volume_spike agent_scope_drift]\n"
+	assert.Equal(t, want, audit)
 }

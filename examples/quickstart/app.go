@@ -150,7 +150,9 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		return nil, err
 	}
 
-	collectors := []runtimeid.SignalCollector{signals.NewClientIP(trusted), geo, signals.NewDevice()}
+	collectors := []runtimeid.SignalCollector{
+		signals.NewClientIP(trusted), geo, signals.NewDevice(),
+	}
 	evaluators := []runtimeid.RiskEvaluator{evaluator, sessions, model}
 	validators := []runtimeid.IdentityValidator{dpop}
 
@@ -218,7 +220,11 @@ func (s *service) openState(ctx context.Context, o options, now func() time.Time
 // openGeoIP opens the databases named by flags, or the embedded MaxMind
 // test databases for each one not named.
 func (s *service) openGeoIP(o options) (*signals.GeoIP, error) {
-	cfg := signals.GeoIPConfig{CityPath: o.geoCity, ASNPath: o.geoASN, AnonymousIPPath: o.geoAnonymous}
+	cfg := signals.GeoIPConfig{
+		CityPath:        o.geoCity,
+		ASNPath:         o.geoASN,
+		AnonymousIPPath: o.geoAnonymous,
+	}
 	if cfg.CityPath != "" && cfg.ASNPath != "" && cfg.AnonymousIPPath != "" {
 		return signals.OpenGeoIP(cfg)
 	}

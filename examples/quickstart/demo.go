@@ -64,7 +64,8 @@ type report struct {
 	Scenarios []row
 }
 
-var logLine = regexp.MustCompile(`^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" \d{3} \S+ "[^"]*" "([^"]*)"`)
+var logLine = regexp.MustCompile(
+	`^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)[^"]*" \d{3} \S+ "[^"]*" "([^"]*)"`)
 
 // entry is one parsed access-log line.
 type entry struct {
@@ -206,7 +207,11 @@ func (d *demo) replay(ctx context.Context, entries []entry, rep *report) error {
 		if !ok {
 			// A session starts with a login at the first request of the day.
 			var err error
-			tok, err = d.iss.mint(grant{sub: sub, sid: sid, issued: e.at, authTime: e.at, ttl: 24 * time.Hour})
+			tok, err = d.iss.mint(grant{
+				sub: sub, sid: sid,
+				issued: e.at, authTime: e.at,
+				ttl: 24 * time.Hour,
+			})
 			if err != nil {
 				return err
 			}
@@ -229,7 +234,8 @@ func (d *demo) replay(ctx context.Context, entries []entry, rep *report) error {
 
 // A browser on a Mac and one on Windows, for the scenarios.
 const (
-	macChrome  = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+	macChrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) " +
+		"AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 	winFirefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0"
 )
 
@@ -260,18 +266,22 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 	}{
 		{"stolen-token", "bob", []step{
 			{0, "GET", "/api/orders", boxfordGB, macChrome, time.Minute, true, false},
-			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 3 * time.Minute, false, false},
-			{12 * time.Minute, "GET", "/api/orders", linkopingSE, macChrome, 13 * time.Minute, false, false},
+			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome,
+				3 * time.Minute, false, false},
+			{12 * time.Minute, "GET", "/api/orders", linkopingSE, macChrome,
+				13 * time.Minute, false, false},
 		}},
 		// carol signs in on a new device through her single sign-on
 		// session of an hour ago: a new token, an old login.
 		{"new-device", "carol", []step{
 			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true, false},
-			{5 * time.Minute, "POST", "/api/transfers", miltonUS, winFirefox, time.Hour, true, false},
+			{5 * time.Minute, "POST", "/api/transfers", miltonUS, winFirefox,
+				time.Hour, true, false},
 		}},
 		{"tor-exit", "dave", []step{
 			{0, "GET", "/api/orders", boxfordGB, winFirefox, time.Minute, true, false},
-			{20 * time.Minute, "GET", "/api/export", torExit, winFirefox, 21 * time.Minute, false, false},
+			{20 * time.Minute, "GET", "/api/export", torExit, winFirefox,
+				21 * time.Minute, false, false},
 		}},
 		{"step-up", "erin", []step{
 			{0, "GET", "/api/orders", miltonUS, macChrome, time.Hour, true, false},
@@ -282,12 +292,15 @@ func (d *demo) scenarios(ctx context.Context, start time.Time) ([]row, error) {
 		// meets any max_age, so only the replay gives it away.
 		{"copied-token", "gina", []step{
 			{0, "GET", "/api/orders", boxfordGB, macChrome, 0, true, false},
-			{time.Minute, "POST", "/api/transfers", boxfordGB, winFirefox, time.Minute, false, false},
+			{time.Minute, "POST", "/api/transfers", boxfordGB, winFirefox,
+				time.Minute, false, false},
 		}},
 		{"revoked", "frank", []step{
 			{0, "GET", "/api/orders", boxfordGB, macChrome, time.Minute, true, false},
-			{time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 2 * time.Minute, false, false},
-			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome, 3 * time.Minute, false, true},
+			{time.Minute, "GET", "/api/orders", boxfordGB, macChrome,
+				2 * time.Minute, false, false},
+			{2 * time.Minute, "GET", "/api/orders", boxfordGB, macChrome,
+				3 * time.Minute, false, true},
 		}},
 	}
 
@@ -338,7 +351,8 @@ func (d *demo) revoke(ctx context.Context, sub, sid string, at time.Time) error 
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url+"/ssf/events", bytes.NewReader(set))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		d.url+"/ssf/events", bytes.NewReader(set))
 	if err != nil {
 		return err
 	}
@@ -356,7 +370,9 @@ func (d *demo) revoke(ctx context.Context, sub, sid string, at time.Time) error 
 }
 
 // send makes one request at the given moment and reads its audit event.
-func (d *demo) send(ctx context.Context, at time.Time, method, target, token, ip, ua string) (row, error) {
+func (d *demo) send(
+	ctx context.Context, at time.Time, method, target, token, ip, ua string,
+) (row, error) {
 	d.clock.Store(at.UnixNano())
 	req, err := http.NewRequestWithContext(ctx, method, d.url+target, nil)
 	if err != nil {
@@ -389,7 +405,9 @@ func (d *demo) send(ctx context.Context, at time.Time, method, target, token, ip
 }
 
 func printReport(out io.Writer, rep *report) {
-	fmt.Fprintf(out, "Replayed %d requests of the real access log through the API.\n\n", rep.Replayed)
+	fmt.Fprintf(out,
+		"Replayed %d requests of the real access log through the API.\n\n",
+		rep.Replayed)
 	shown := rep.Refused
 	if len(shown) > 20 {
 		shown = shown[:20]
@@ -508,10 +526,12 @@ func (d *demo) otpStepUp(ctx context.Context, start time.Time) ([]row, error) {
 	var enrolled struct {
 		Secret string `json:"secret"`
 	}
-	if err := d.stepUpCall(ctx, start, "/stepup/enroll/otp", tok, map[string]any{}, &enrolled); err != nil {
+	err = d.stepUpCall(ctx, start, "/stepup/enroll/otp", tok, map[string]any{}, &enrolled)
+	if err != nil {
 		return nil, err
 	}
-	if err := d.stepUpCode(ctx, start, "/stepup/enroll/otp/confirm", tok, enrolled.Secret); err != nil {
+	err = d.stepUpCode(ctx, start, "/stepup/enroll/otp/confirm", tok, enrolled.Secret)
+	if err != nil {
 		return nil, err
 	}
 
@@ -540,7 +560,9 @@ func (d *demo) stepUpCode(ctx context.Context, at time.Time, path, token, secret
 }
 
 // stepUpCall posts JSON to the step-up module as an API client would.
-func (d *demo) stepUpCall(ctx context.Context, at time.Time, path, token string, body, out any) error {
+func (d *demo) stepUpCall(
+	ctx context.Context, at time.Time, path, token string, body, out any,
+) error {
 	d.clock.Store(at.UnixNano())
 	data, err := json.Marshal(body)
 	if err != nil {

@@ -36,22 +36,38 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&o.jwks, "jwks", "", "JWKS or PEM file, or JWKS URL; empty: a key made at start")
-	fs.StringVar(&o.issuer, "issuer", demoIssuer, "accepted token issuer (iss)")
-	fs.StringVar(&o.audience, "audience", demoAudience, "accepted token audience (aud)")
-	fs.StringVar(&o.policy, "policy", "", "policy file (YAML or JSON); empty: the default policy")
-	fs.StringVar(&o.geoCity, "geoip-city", "", "MaxMind City database; empty: MaxMind's test database")
-	fs.StringVar(&o.geoASN, "geoip-asn", "", "MaxMind ASN database; empty: MaxMind's test database")
-	fs.StringVar(&o.geoAnonymous, "geoip-anonymous", "", "MaxMind Anonymous-IP database; empty: the test one")
-	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
-	fs.StringVar(&o.stepUpURL, "stepup-url", "", "where browsers are sent to step up")
-	fs.StringVar(&o.ssfIssuer, "ssf-issuer", "", "SSF transmitter issuer; with -ssf-jwks and -ssf-audience, mounts POST /ssf/events")
-	fs.StringVar(&o.ssfJWKS, "ssf-jwks", "", "the SSF transmitter's JWKS: a file path or a URL")
-	fs.StringVar(&o.ssfAudience, "ssf-audience", "", "this receiver's audience in the transmitter's SETs (aud)")
-	fs.StringVar(&o.ssfToken, "ssf-token", "", "bearer token the transmitter must send; empty: none")
-	fs.StringVar(&o.redis, "redis", "", "Redis address (host:port) shared by several quickstart processes; empty: in-memory state")
-	fs.BoolVar(&o.demo, "demo", false, "replay the real access log and the attack scenarios, then exit")
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080",
+		"address to listen on")
+	fs.StringVar(&o.jwks, "jwks", "",
+		"JWKS or PEM file, or JWKS URL; empty: a key made at start")
+	fs.StringVar(&o.issuer, "issuer", demoIssuer,
+		"accepted token issuer (iss)")
+	fs.StringVar(&o.audience, "audience", demoAudience,
+		"accepted token audience (aud)")
+	fs.StringVar(&o.policy, "policy", "",
+		"policy file (YAML or JSON); empty: the default policy")
+	fs.StringVar(&o.geoCity, "geoip-city", "",
+		"MaxMind City database; empty: MaxMind's test database")
+	fs.StringVar(&o.geoASN, "geoip-asn", "",
+		"MaxMind ASN database; empty: MaxMind's test database")
+	fs.StringVar(&o.geoAnonymous, "geoip-anonymous", "",
+		"MaxMind Anonymous-IP database; empty: the test one")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "",
+		"comma-separated CIDRs of proxies whose X-Forwarded-For is trusted")
+	fs.StringVar(&o.stepUpURL, "stepup-url", "",
+		"where browsers are sent to step up")
+	fs.StringVar(&o.ssfIssuer, "ssf-issuer", "",
+		"SSF transmitter issuer; with -ssf-jwks and -ssf-audience, mounts POST /ssf/events")
+	fs.StringVar(&o.ssfJWKS, "ssf-jwks", "",
+		"the SSF transmitter's JWKS: a file path or a URL")
+	fs.StringVar(&o.ssfAudience, "ssf-audience", "",
+		"this receiver's audience in the transmitter's SETs (aud)")
+	fs.StringVar(&o.ssfToken, "ssf-token", "",
+		"bearer token the transmitter must send; empty: none")
+	fs.StringVar(&o.redis, "redis", "",
+		"Redis address (host:port) shared by several quickstart processes; empty: in-memory state")
+	fs.BoolVar(&o.demo, "demo", false,
+		"replay the real access log and the attack scenarios, then exit")
 	err := fs.Parse(args)
 	return o, err
 }
@@ -118,11 +134,18 @@ func isURL(s string) bool {
 // printSamples prints curl commands with tokens from the built-in issuer.
 func printSamples(w io.Writer, iss *issuer, addr string) error {
 	now := time.Now()
-	fresh, err := iss.mint(grant{sub: "alice", sid: "alice-1", issued: now, authTime: now, acr: "urn:quickstart:mfa"})
+	fresh, err := iss.mint(grant{
+		sub: "alice", sid: "alice-1",
+		issued: now, authTime: now,
+		acr: "urn:quickstart:mfa",
+	})
 	if err != nil {
 		return err
 	}
-	stale, err := iss.mint(grant{sub: "alice", sid: "alice-1", issued: now, authTime: now.Add(-time.Hour)})
+	stale, err := iss.mint(grant{
+		sub: "alice", sid: "alice-1",
+		issued: now, authTime: now.Add(-time.Hour),
+	})
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,8 @@ func TestDemo(t *testing.T) {
 	text := out.String()
 	assert.Contains(t, text, "Replayed 9999 requests")
 	assert.Regexp(t, `(?m)^  block\s+150$`, text)
-	assert.Regexp(t, `(?m)^stolen-token\s+05-20 22:17\s+bob\s+GET /api/orders\s+89\.160\.20\.128\s+SE\s+403\s+block`, text)
+	assert.Regexp(t, `(?m)^stolen-token\s+05-20 22:17\s+bob\s+`+
+		`GET /api/orders\s+89\.160\.20\.128\s+SE\s+403\s+block`, text)
 }
 
 // TestQuickstartServer runs the API as a newcomer does with no flags and

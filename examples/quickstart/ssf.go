@@ -26,7 +26,8 @@ func newSSF(ctx context.Context, o options, state ssf.Store, now func() time.Tim
 	switch {
 	case keys != nil:
 	case isURL(o.ssfJWKS):
-		keys, err = runtimeid.RemoteKeys(ctx, o.ssfJWKS, runtimeid.RemoteKeysOptions{Logger: logger})
+		opts := runtimeid.RemoteKeysOptions{Logger: logger}
+		keys, err = runtimeid.RemoteKeys(ctx, o.ssfJWKS, opts)
 	default:
 		keys, err = runtimeid.KeysFromFile(o.ssfJWKS)
 	}

@@ -138,9 +138,11 @@ func (f *File) token(b *Built, o *BuildOptions) (runtimeid.TokenConfig, error) {
 	}
 	switch {
 	case t.Issuer == "":
-		return tc, f.fieldError("token.issuer", "required unless insecure_skip_authentication", nil)
+		return tc, f.fieldError("token.issuer",
+			"required unless insecure_skip_authentication", nil)
 	case len(t.Audience) == 0:
-		return tc, f.fieldError("token.audience", "required unless insecure_skip_authentication", nil)
+		return tc, f.fieldError("token.audience",
+			"required unless insecure_skip_authentication", nil)
 	case tc.Keys != nil:
 		return tc, nil
 	case t.JWKSFile != "":

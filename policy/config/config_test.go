@@ -70,7 +70,8 @@ func TestParseErrors(t *testing.T) {
 		{"upstream", "version: 1\nserve: {upstream: 'ftp://x'}\n",
 			"config: c.yaml:2: serve.upstream: \"ftp://x\" is not an http(s) URL"},
 		{"prefix", "version: 1\nserve: {header_prefix: 'Runtimeid: '}\n",
-			"config: c.yaml:2: serve.header_prefix: \"Runtimeid: \": want letters, digits and dashes, starting with X-"},
+			"config: c.yaml:2: serve.header_prefix: \"Runtimeid: \": " +
+				"want letters, digits and dashes, starting with X-"},
 		{"live path", "version: 1\nlive: {path: debug}\n",
 			"config: c.yaml:2: live.path: \"debug\" must start with /"},
 		{"alias", "version: 1\nx: &a 1\n", "config: c.yaml:2: x: unknown field"},

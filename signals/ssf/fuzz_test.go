@@ -15,7 +15,9 @@ func FuzzParsePayload(f *testing.F) {
 			f.Add(unfold.ReplaceAll(data, nil))
 		}
 	}
-	f.Add([]byte(`{"iss":"i","jti":"1","iat":1,"sub_id":{"format":"aliases","identifiers":[{"format":"complex"}]},"events":{"e":{}}}`))
+	f.Add([]byte(`{"iss":"i","jti":"1","iat":1,` +
+		`"sub_id":{"format":"aliases","identifiers":[{"format":"complex"}]},` +
+		`"events":{"e":{}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		set, err := ParsePayload(data)
 		if err != nil {

@@ -121,7 +121,8 @@ func TestValidator(t *testing.T) {
 			[]*Event{event(RISCAccountDisabled, IssSub("https://other.example", "alice"), t0, nil)},
 			identity("alice", "", after), ""},
 		{"phone number",
-			[]*Event{event(RISCAccountDisabled, SubjectID{Format: FormatPhoneNumber, PhoneNumber: "+1 206 555 0123"}, t0, nil)},
+			[]*Event{event(RISCAccountDisabled,
+				SubjectID{Format: FormatPhoneNumber, PhoneNumber: "+1 206 555 0123"}, t0, nil)},
 			func() *runtimeid.Identity {
 				id := identity("alice", "", after)
 				id.Claims["phone_number"] = "+1 (206) 555-0123"

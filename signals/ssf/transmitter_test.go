@@ -169,7 +169,11 @@ func TestOnDecision(t *testing.T) {
 	assert.Equal(t, CAEPSessionRevoked, set.Events[0].Type)
 	keys, err := set.Events[0].Subject.keys(roleSession)
 	require.NoError(t, err)
-	assert.Equal(t, []Key{{Kind: KindIssSub, Issuer: tokIssuer, ID: "alice"}, {Kind: KindSession, ID: "s-1"}}, keys.all())
+	want := []Key{
+		{Kind: KindIssSub, Issuer: tokIssuer, ID: "alice"},
+		{Kind: KindSession, ID: "s-1"},
+	}
+	assert.Equal(t, want, keys.all())
 	assert.Equal(t, map[string]any{"en": "impossible_travel"}, set.Events[0].Claims["reason_admin"])
 
 	// Reported once per interval; failed evaluations and risks the
@@ -228,7 +232,12 @@ func TestNewTransmitterErrors(t *testing.T) {
 		{func(o *TransmitterOptions) { o.PushURL = "http://idp.example/ssf" }, "PushURL"},
 	}
 	for _, tt := range tests {
-		opts := TransmitterOptions{Issuer: txIssuer, Audience: rxAudience, Key: s.priv, PushURL: "https://idp.example/ssf"}
+		opts := TransmitterOptions{
+			Issuer:   txIssuer,
+			Audience: rxAudience,
+			Key:      s.priv,
+			PushURL:  "https://idp.example/ssf",
+		}
 		tt.edit(&opts)
 		_, err := NewTransmitter(opts)
 		assert.ErrorIs(t, err, ErrOptions)

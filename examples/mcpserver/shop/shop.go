@@ -42,6 +42,8 @@ const (
 
 // Config configures the shop.
 type Config struct {
+	// Keys verify the access tokens' signatures; Issuer and Audience
+	// are the iss and aud every token must carry.
 	Keys     runtimeid.KeySource
 	Issuer   string
 	Audience string
@@ -52,12 +54,18 @@ type Config struct {
 	// TrustedProxies may set X-Forwarded-For.
 	TrustedProxies []netip.Prefix
 
+	// Logger receives the engine's audit events; nil discards them.
 	Logger *slog.Logger
-	Now    func() time.Time
+
+	// Now is the clock of the engine and the approvals; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Shop is the wired server.
 type Shop struct {
+	// Engine, Agents and Approvals are the parts [New] wired together,
+	// for callers that inspect or drive them directly.
 	Engine    *runtimeid.Engine
 	Agents    *risk.AgentEvaluator
 	Approvals *runtimeid.Approvals
