@@ -88,9 +88,13 @@ type PollOptions struct {
 type Poller struct {
 	opts PollOptions
 
-	stop     chan struct{}
-	stopOnce sync.Once
-	running  sync.WaitGroup
+	stop chan struct{}
+
+	// life guards stopped and every running.Add: a WaitGroup must not
+	// gain a member while Close waits on it.
+	life    sync.Mutex
+	stopped bool
+	running sync.WaitGroup
 
 	// mu serialises polls and guards the fields below it.
 	mu      sync.Mutex
@@ -161,7 +165,13 @@ func wait(ctx context.Context, d time.Duration) error {
 
 // Run polls until ctx ends or Close is called, and returns nil then.
 func (p *Poller) Run(ctx context.Context) error {
+	p.life.Lock()
+	if p.stopped {
+		p.life.Unlock()
+		return nil
+	}
 	p.running.Add(1)
+	p.life.Unlock()
 	defer p.running.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -210,7 +220,12 @@ func (p *Poller) backoff(failures int) time.Duration {
 // Close stops Run and waits for it to return. It is safe to call more
 // than once.
 func (p *Poller) Close() error {
-	p.stopOnce.Do(func() { close(p.stop) })
+	p.life.Lock()
+	if !p.stopped {
+		p.stopped = true
+		close(p.stop)
+	}
+	p.life.Unlock()
 	p.running.Wait()
 	return nil
 }
