@@ -3,6 +3,7 @@ package runtimeid
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -500,7 +501,7 @@ func (w *writeState) drainAll() {
 }
 
 func (w *writeState) write(r *AuditRecord) {
-	err := w.q.opts.Writer.WriteAudit(r)
+	err := guardWriter(func() error { return w.q.opts.Writer.WriteAudit(r) })
 	putRecord(r)
 	if err != nil {
 		w.fail(1, err)
@@ -518,11 +519,22 @@ func (w *writeState) flush() {
 	}
 	n := w.pending
 	w.pending = 0
-	if err := w.q.opts.Writer.Flush(); err != nil {
+	if err := guardWriter(w.q.opts.Writer.Flush); err != nil {
 		w.fail(n, err)
 		return
 	}
 	w.q.written.Add(n)
+}
+
+// guardWriter calls f and turns a panic into an error: a broken writer
+// loses its records, counted and logged, but not the process.
+func guardWriter(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("runtimeid: audit writer panicked: %v", p)
+		}
+	}()
+	return f()
 }
 
 func (w *writeState) fail(n uint64, err error) {

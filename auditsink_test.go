@@ -258,6 +258,12 @@ func (w *failingWriter) WriteAudit(r *AuditRecord) error {
 func (w *failingWriter) Flush() error { return w.flushErr }
 func (w *failingWriter) Close() error { w.closed = true; return nil }
 
+// panicWriter is an [AuditWriter] with a bug.
+type panicWriter struct{}
+
+func (panicWriter) WriteAudit(*AuditRecord) error { panic("disk full") }
+func (panicWriter) Flush() error                  { return nil }
+
 // errWriter is an io.Writer that always fails.
 type errWriter struct{}
 
@@ -275,6 +281,7 @@ func TestAuditQueueWriterErrors(t *testing.T) {
 			AuditStats{Failed: 5}},
 		{"file fails", NewJSONLinesSink(errWriter{}, JSONLinesOptions{}),
 			AuditStats{Failed: 5}},
+		{"writer panics", panicWriter{}, AuditStats{Failed: 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

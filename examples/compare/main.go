@@ -31,7 +31,8 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent connections of the load process")
 	dur := flag.Duration("d", 5*time.Second, "how long the load process runs, per server")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
-	loadCPUs := flag.String("loadcpus", "", "run the load process under taskset -c with this CPU list")
+	loadCPUs := flag.String("loadcpus", "",
+		"run the load process under taskset -c with this CPU list")
 	flag.Parse()
 
 	if *prof != "" {
