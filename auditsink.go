@@ -38,6 +38,9 @@ type AuditOverflow int
 const (
 	// AuditBlock makes the request wait until the writer has room:
 	// back-pressure, and no record is ever lost. It is the zero value.
+	// A writer that hangs (a stalled disk or network share) hangs
+	// every request once the queue is full: that is the price of
+	// keeping every record.
 	AuditBlock AuditOverflow = iota
 
 	// AuditDrop drops the record and counts it: the request never

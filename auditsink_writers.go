@@ -207,7 +207,9 @@ func (s *JSONLinesSink) writeOut() error {
 
 // Flush implements [AuditWriter]: it writes what is buffered and, with
 // [JSONLinesOptions.Sync], syncs the writer. It returns the first
-// error since the last Flush.
+// error since the last Flush, and the queue then counts every record
+// since the last Flush as failed: some of them may have reached the
+// writer before the failure, so the count errs on the side of loss.
 func (s *JSONLinesSink) Flush() error {
 	_ = s.writeOut()
 	err := s.err
