@@ -19,11 +19,16 @@ const AuditMessage = "runtimeid.decision"
 const scope = "github.com/runtimeid/runtimeid"
 
 // audit writes the one event of a decision. It names who, what, where and
-// why, never a token, a claim value beyond the names, or a header.
+// why, never a token, a claim value beyond the names, or a header. With
+// [Config.Audit] set, it only captures the event for the queue's writer.
 func (e *Engine) audit(ctx context.Context, ev *Evaluation) {
 	level := slog.LevelInfo
 	if ev.Decision.Outcome != Allow || ev.Decision.FailedOpen {
 		level = slog.LevelWarn
+	}
+	if q := e.cfg.Audit; q != nil {
+		q.submit(ctx, ev, level)
+		return
 	}
 	log := e.cfg.Logger
 	if !log.Enabled(ctx, level) {

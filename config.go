@@ -56,8 +56,16 @@ type Config struct {
 	Enforcer Enforcer
 
 	// Logger receives one audit event per decision, at Info for allow and
-	// Warn for challenge and block. Nil discards them.
+	// Warn for challenge and block, unless Audit is set. Nil discards
+	// them. The event is encoded on the request path.
 	Logger *slog.Logger
+
+	// Audit, when set, receives the audit events instead of Logger: the
+	// request only captures its event, and the queue's goroutine
+	// encodes and writes it (see [AuditQueue] for what happens when the
+	// writer falls behind). The caller closes the queue after the server
+	// stops. Nil means Logger.
+	Audit *AuditQueue
 
 	// TracerProvider and MeterProvider receive a span per evaluation and
 	// the decision metrics. Nil means no-op.

@@ -55,7 +55,19 @@ type GeoIPConfig struct {
 	// Logger receives what [GeoIP.Watch] does: each reload, and each
 	// failed one. Nil discards it.
 	Logger *slog.Logger
+
+	// CacheSize bounds the cache of answers by address: an address
+	// seen again is answered without reading the databases. Each set
+	// of databases has its own cache, so a reload never serves an
+	// answer of the old files. Zero means [DefaultGeoIPCacheSize]; a
+	// negative value turns the cache off.
+	CacheSize int
 }
+
+// DefaultGeoIPCacheSize is how many addresses a [GeoIP] remembers when
+// [GeoIPConfig.CacheSize] is zero: at about 300 bytes an address, some
+// 20 MiB when full.
+const DefaultGeoIPCacheSize = 65_536
 
 // GeoIP looks the client's address up in MaxMind databases and stores
 // what they say in [runtimeid.Signals.Network].
@@ -74,7 +86,8 @@ type GeoIPConfig struct {
 // checks the new files and swaps them in atomically, and [GeoIP.Watch]
 // does so when a file changes on disk. A lookup always reads one
 // consistent set of databases, old or new; the old set is closed when
-// its last lookup is done.
+// its last lookup is done. Answers are cached by address
+// ([GeoIPConfig.CacheSize]) until the next reload.
 //
 // GeoIP is safe for concurrent use, [GeoIP.Close] and [GeoIP.Reload]
 // included.
@@ -197,12 +210,21 @@ func (g *GeoIP) Lookup(addr netip.Addr) (runtimeid.NetworkSignals, error) {
 		return n, errGeoIPClosed
 	}
 	defer g.release(s)
-	return n, errors.Join(
+	if n, ok := s.cache.get(addr); ok {
+		return n, nil
+	}
+	err := errors.Join(
 		s.location.lookupLocation(addr, &n),
 		s.asn.lookupASN(addr, &n),
 		s.isp.lookupISP(addr, &n),
 		s.anon.lookupAnonymous(addr, &n),
 	)
+	// A failed read is not remembered: it is tried, and reported,
+	// again the next time.
+	if err == nil {
+		s.cache.add(addr, n)
+	}
+	return n, err
 }
 
 // isPublic reports whether addr can be on the public internet: valid,

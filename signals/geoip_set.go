@@ -3,10 +3,15 @@ package signals
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	maxminddb "github.com/oschwald/maxminddb-golang/v2"
+
+	"github.com/runtimeid/runtimeid"
 )
 
 var errGeoIPClosed = fmt.Errorf("%w: closed", ErrGeoIP)
@@ -26,7 +31,62 @@ type geoSet struct {
 	anon     *geoDB
 	all      []*geoDB
 
+	// cache holds this set's answers, so that a reload, which makes
+	// a new set, starts with an empty one. Nil when turned off.
+	cache *geoCache
+
 	refs atomic.Int64
+}
+
+// geoCache remembers the network signals of recent addresses.
+type geoCache struct {
+	// mu guards entries: the LRU list is reordered by every read.
+	mu      sync.Mutex
+	entries *simplelru.LRU[netip.Addr, runtimeid.NetworkSignals]
+}
+
+// newGeoCache returns a cache of size entries, or nil for a size below
+// one.
+func newGeoCache(size int) *geoCache {
+	if size < 1 {
+		return nil
+	}
+	l, err := simplelru.NewLRU[netip.Addr, runtimeid.NetworkSignals](size, nil)
+	if err != nil {
+		return nil // only a size below one fails
+	}
+	return &geoCache{entries: l}
+}
+
+// get returns the remembered signals of addr. A nil cache has none.
+func (c *geoCache) get(addr netip.Addr) (runtimeid.NetworkSignals, bool) {
+	if c == nil {
+		return runtimeid.NetworkSignals{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries.Get(addr)
+}
+
+// add remembers the signals of addr, evicting the least recently used
+// address when full. It is a no-op on a nil cache.
+func (c *geoCache) add(addr netip.Addr, n runtimeid.NetworkSignals) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.entries.Add(addr, n)
+	c.mu.Unlock()
+}
+
+// len is how many addresses are remembered.
+func (c *geoCache) len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries.Len()
 }
 
 // geoDB is one open database, the path it came from (for errors) and
@@ -72,6 +132,11 @@ func openGeoSet(cfg GeoIPConfig) (*geoSet, error) {
 		_ = s.closeAll()
 		return nil, err
 	}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultGeoIPCacheSize
+	}
+	s.cache = newGeoCache(size)
 	s.refs.Store(1)
 	return s, nil
 }

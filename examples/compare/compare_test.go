@@ -19,7 +19,7 @@ func TestContendersServeTheRequest(t *testing.T) {
 	require.NoError(t, err)
 	cs, err := contenders(context.Background(), f)
 	require.NoError(t, err)
-	require.Len(t, cs, 5)
+	require.Len(t, cs, 6)
 	rec := &recorder{header: http.Header{}}
 	for _, c := range cs {
 		for range 2 { // the second time from runtimeid's token cache

@@ -138,7 +138,11 @@ func contenders(ctx context.Context, f *fixture) ([]contender, error) {
 	if err != nil {
 		return nil, err
 	}
-	rid, err := runtimeidMiddleware(f)
+	ridSync, err := runtimeidMiddleware(f, false)
+	if err != nil {
+		return nil, err
+	}
+	rid, err := runtimeidMiddleware(f, true)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +151,7 @@ func contenders(ctx context.Context, f *fixture) ([]contender, error) {
 		{"jwtauth", router(jwtMW...)},
 		{"jwtauth + OPA", router(append(jwtMW, opa)...)},
 		{"cedar-go", router(cedarMW)},
+		{"runtimeid (sync audit)", router(ridSync)},
 		{"runtimeid", router(rid)},
 	}, nil
 }
@@ -260,8 +265,13 @@ func cedarContext(r *http.Request) cedar.Record {
 // runtimeidMiddleware is the full pipeline: the token (cached after the
 // first request), the client IP through the trusted proxy, GeoIP on the
 // MaxMind test databases, the device, the risk baseline, the ten-rule
-// CEL policy, the enforcer and an audit event as JSON.
-func runtimeidMiddleware(f *fixture) (func(http.Handler) http.Handler, error) {
+// CEL policy, the enforcer and an audit event as JSON. With queue, the
+// request only captures the audit event and an [runtimeid.AuditQueue]
+// writes it as a JSON line (blocking when full, so none is lost), as a
+// deployment that cares for latency would; without it, the event goes
+// through slog's JSON handler on the request path. The queue is never
+// closed: the process ends with the measurement.
+func runtimeidMiddleware(f *fixture, queue bool) (func(http.Handler) http.Handler, error) {
 	set := jwk.NewSet()
 	pub, err := f.pub.Clone()
 	if err != nil {
@@ -297,7 +307,7 @@ func runtimeidMiddleware(f *fixture) (func(http.Handler) http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := runtimeid.New(runtimeid.Config{
+	cfg := runtimeid.Config{
 		Token: runtimeid.TokenConfig{
 			Issuer: issuer, Audience: []string{audience}, Keys: keys,
 		},
@@ -306,7 +316,15 @@ func runtimeidMiddleware(f *fixture) (func(http.Handler) http.Handler, error) {
 		Policy:     pol,
 		Enforcer:   enforcer,
 		Logger:     slog.New(slog.NewJSONHandler(discard{}, nil)),
-	})
+	}
+	if queue {
+		sink := runtimeid.NewJSONLinesSink(discard{}, runtimeid.JSONLinesOptions{})
+		cfg.Audit, err = runtimeid.NewAuditQueue(runtimeid.AuditQueueOptions{Writer: sink})
+		if err != nil {
+			return nil, err
+		}
+	}
+	eng, err := runtimeid.New(cfg)
 	if err != nil {
 		return nil, err
 	}

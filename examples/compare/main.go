@@ -6,6 +6,7 @@
 //
 //	go run .                  # the side-by-side table
 //	go run . -loadtest        # req/s and latency over loopback HTTP
+//	taskset -c 0 go run . -loadtest -loadcpus 1   # server and load apart
 //
 // It is its own module so that OPA, cedar-go and jwtauth stay out of the
 // library's dependencies.
@@ -30,6 +31,8 @@ func main() {
 	conc := flag.Int("c", 16, "concurrent connections of the load process")
 	dur := flag.Duration("d", 5*time.Second, "how long the load process runs, per server")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of this process to the file")
+	loadCPUs := flag.String("loadcpus", "",
+		"run the load process under taskset -c with this CPU list")
 	flag.Parse()
 
 	if *prof != "" {
@@ -41,7 +44,7 @@ func main() {
 		defer stop()
 	}
 
-	if err := run(*root, *rounds, *per, *loadtest, *target, *conc, *dur); err != nil {
+	if err := run(*root, *rounds, *per, *loadtest, *target, *conc, *dur, *loadCPUs); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1) // a failed run leaves no profile
 	}
@@ -60,7 +63,7 @@ func startProfile(path string) (func(), error) {
 }
 
 func run(root string, rounds int, per time.Duration, loadtest bool,
-	target string, conc int, dur time.Duration) error {
+	target string, conc int, dur time.Duration, loadCPUs string) error {
 	if target != "" {
 		return load(os.Stdout, target, conc, dur)
 	}
@@ -72,7 +75,7 @@ func run(root string, rounds int, per time.Duration, loadtest bool,
 	fmt.Printf("%s %s/%s, GOMAXPROCS %d\n\n", runtime.Version(),
 		runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
 	if loadtest {
-		return loadTest(ctx, f, conc, dur)
+		return loadTest(ctx, f, conc, dur, loadCPUs)
 	}
 	cs, err := contenders(ctx, f)
 	if err != nil {
