@@ -156,3 +156,25 @@ func TestSharedSessionKey(t *testing.T) {
 	assert.NotEqual(t, k, SharedSessionKey("alices", "1"))
 	assert.NotEqual(t, k, SharedSessionKey("bob", "s1"))
 }
+
+// BenchmarkSessionEvaluator is one request's Assess and Learn, with
+// the state in the evaluator only and with a shared store as well.
+func BenchmarkSessionEvaluator(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		b.Run(map[bool]string{false: "local", true: "shared"}[shared], func(b *testing.B) {
+			opts := SessionOptions{}
+			if shared {
+				opts.Shared = newMemorySessions()
+			}
+			s, err := NewSessionEvaluator(opts)
+			require.NoError(b, err)
+			ev := use{ip: "192.0.2.1", net: london, dev: chrome, jti: "t1"}.eval()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = s.Assess(ctx, ev)
+				s.Learn(ctx, ev)
+			}
+		})
+	}
+}
