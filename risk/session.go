@@ -108,7 +108,7 @@ const (
 // not block: Lookup answers from memory, Record hands the use to
 // background work and returns. A store that cannot reach its backend
 // answers from what it holds, and Lookup reports false for what it
-// does not hold. Record's use is the caller's copy to keep.
+// does not hold. SessionUse is a plain value the store may keep.
 type SessionStore interface {
 	// Lookup returns the latest use of a session or token recorded
 	// by any instance, as far as the store knows it.
