@@ -2,6 +2,8 @@ package risk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -79,6 +81,41 @@ type SessionOptions struct {
 
 	// Weights are the findings' weights.
 	Weights SessionWeights
+
+	// Shared, when set, shares the latest use of each session and token
+	// with the other instances of the service, so that a token replayed
+	// on another instance is token_replay and a session used from two
+	// distant places on two instances is concurrent_session_far_apart.
+	// Nil keeps the state in this evaluator only. Request rates are
+	// never shared: request_burst counts this instance's requests.
+	Shared SessionStore
+}
+
+// The kinds of [SessionStore] key.
+const (
+	SessionKindSID = "sid" // a session (sid)
+	SessionKindJTI = "jti" // a token (jti)
+)
+
+// SessionStore shares the latest allowed use of each session and token
+// between the [SessionEvaluator]s of a service's instances.
+//
+// kind is [SessionKindSID] or [SessionKindJTI]. key is a stable hash of
+// the subject and the sid or jti, 32 hexadecimal digits, the same on
+// every instance; the raw identifiers never reach the store.
+//
+// Both methods are called on the request path, concurrently, and must
+// not block: Lookup answers from memory, Record hands the use to
+// background work and returns. A store that cannot reach its backend
+// answers from what it holds, and Lookup reports false for what it
+// does not hold. SessionUse is a plain value the store may keep.
+type SessionStore interface {
+	// Lookup returns the latest use of a session or token recorded
+	// by any instance, as far as the store knows it.
+	Lookup(kind, key string) (SessionUse, bool)
+
+	// Record records an allowed use of a session or token.
+	Record(kind, key string, use SessionUse)
 }
 
 // SessionWeights are the weights of a [SessionEvaluator]'s findings,
@@ -119,6 +156,11 @@ var defaultSessionWeights = SessionWeights{
 // random seed per evaluator), so no one can choose values that
 // collide, and evicting the least recently used makes room.
 //
+// With [SessionOptions.Shared], the latest uses are shared with the
+// other instances of the service through a [SessionStore]; request
+// rates stay per instance, so request_burst sees only this instance's
+// share of a burst spread by a load balancer.
+//
 // The findings trust the identity as the engine verified it and the
 // signals as the collectors set them. A request without sid and jti
 // gets only request_burst.
@@ -128,7 +170,7 @@ type SessionEvaluator struct {
 
 	// mu guards sessions and rates: each LRU changes even on a read.
 	mu       sync.Mutex
-	sessions *simplelru.LRU[uint64, sessionUse]
+	sessions *simplelru.LRU[uint64, SessionUse]
 	rates    *simplelru.LRU[uint64, Rate]
 }
 
@@ -137,15 +179,16 @@ var (
 	_ runtimeid.Learner       = (*SessionEvaluator)(nil)
 )
 
-// sessionUse is the latest allowed use of a session or token.
-type sessionUse struct {
-	time      time.Time
-	ip        netip.Addr
-	asn       uint32
-	device    uint64
-	hasDevice bool
-	loc       Location
-	hasLoc    bool
+// SessionUse is the latest allowed use of a session or token: what a
+// [SessionStore] keeps. The zero value is no use.
+type SessionUse struct {
+	Time        time.Time  // of the request, in UTC
+	IP          netip.Addr // the client address; zero when unknown
+	ASN         uint32     // the client's network; zero when unknown
+	Device      uint64     // the device's key (a SHA-256 prefix)
+	HasDevice   bool       // Device is set
+	Location    Location   // the client's estimated position
+	HasLocation bool       // Location is set
 }
 
 // NewSessionEvaluator returns a [SessionEvaluator]. Invalid options
@@ -154,7 +197,7 @@ func NewSessionEvaluator(opts SessionOptions) (*SessionEvaluator, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	sessions, err := simplelru.NewLRU[uint64, sessionUse](opts.MaxSessions, nil)
+	sessions, err := simplelru.NewLRU[uint64, SessionUse](opts.MaxSessions, nil)
 	if err != nil {
 		return nil, fmt.Errorf("risk: session lru: %w", err)
 	}
@@ -251,6 +294,9 @@ func (s *SessionEvaluator) key(kind byte, sub, v string) uint64 {
 // say. Its findings come in a fixed order: session_ip_change,
 // session_device_change or token_replay, concurrent_session_far_apart,
 // request_burst. It never fails.
+//
+// With [SessionOptions.Shared], a session or token is compared with
+// the later of its last use here and its last use anywhere.
 func (s *SessionEvaluator) Assess(
 	_ context.Context, ev *runtimeid.Evaluation,
 ) ([]runtimeid.Finding, error) {
@@ -263,16 +309,23 @@ func (s *SessionEvaluator) Assess(
 	rate := s.countRequest(ev)
 	s.mu.Unlock()
 
+	// The shared store is asked outside the lock: it may take a lock
+	// of its own.
+	if s.opts.Shared != nil {
+		sid, hasSID = s.lookupShared(ev.Identity, kindSID, sid, hasSID)
+		jti, hasJTI = s.lookupShared(ev.Identity, kindJTI, jti, hasJTI)
+	}
+
 	if hasSID {
 		s.addressChange(&fs, &sid, &now)
 	}
-	replay := hasJTI && jti.hasDevice && now.hasDevice &&
-		jti.device != now.device
+	replay := hasJTI && jti.HasDevice && now.HasDevice &&
+		jti.Device != now.Device
 	switch {
 	case replay:
 		fs.add(CodeTokenReplay, s.opts.Weights.TokenReplay,
 			"the same token (jti) was presented by another device")
-	case hasSID && sid.hasDevice && now.hasDevice && sid.device != now.device:
+	case hasSID && sid.HasDevice && now.HasDevice && sid.Device != now.Device:
 		fs.add(CodeSessionDeviceChange, s.opts.Weights.DeviceChange,
 			"the device changed in the middle of the session")
 	}
@@ -287,7 +340,8 @@ func (s *SessionEvaluator) Assess(
 }
 
 // Learn records an allowed request as its session's and token's
-// latest use.
+// latest use, here and, with [SessionOptions.Shared], in the shared
+// store.
 func (s *SessionEvaluator) Learn(_ context.Context, ev *runtimeid.Evaluation) {
 	id := ev.Identity
 	if id == nil || id.SessionID == "" && id.TokenID == "" {
@@ -295,12 +349,21 @@ func (s *SessionEvaluator) Learn(_ context.Context, ev *runtimeid.Evaluation) {
 	}
 	u := s.use(ev)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if id.SessionID != "" {
 		s.sessions.Add(s.key(kindSID, id.Subject, id.SessionID), u)
 	}
 	if id.TokenID != "" {
 		s.sessions.Add(s.key(kindJTI, id.Subject, id.TokenID), u)
+	}
+	s.mu.Unlock()
+
+	if sh := s.opts.Shared; sh != nil {
+		if id.SessionID != "" {
+			sh.Record(SessionKindSID, SharedSessionKey(id.Subject, id.SessionID), u)
+		}
+		if id.TokenID != "" {
+			sh.Record(SessionKindJTI, SharedSessionKey(id.Subject, id.TokenID), u)
+		}
 	}
 }
 
@@ -312,29 +375,65 @@ func (s *SessionEvaluator) Len() (sessions, sources int) {
 	return s.sessions.Len(), s.rates.Len()
 }
 
-func (s *SessionEvaluator) use(ev *runtimeid.Evaluation) sessionUse {
+func (s *SessionEvaluator) use(ev *runtimeid.Evaluation) SessionUse {
 	o := observe(ev)
-	return sessionUse{
-		time: o.time, ip: ev.Signals.ClientIP.Unmap(), asn: o.asn,
-		device: o.device, hasDevice: o.hasDevice,
-		loc: o.location, hasLoc: o.hasLocation,
+	return SessionUse{
+		Time: o.time, IP: ev.Signals.ClientIP.Unmap(), ASN: o.asn,
+		Device: o.device, HasDevice: o.hasDevice,
+		Location: o.location, HasLocation: o.hasLocation,
 	}
+}
+
+// value returns the identity's sid or jti, by kind.
+func value(id *runtimeid.Identity, kind byte) string {
+	switch {
+	case id == nil:
+		return ""
+	case kind == kindJTI:
+		return id.TokenID
+	}
+	return id.SessionID
 }
 
 // lookup returns the latest allowed use of the identity's session or
 // token. The caller holds mu.
-func (s *SessionEvaluator) lookup(id *runtimeid.Identity, kind byte) (sessionUse, bool) {
-	if id == nil {
-		return sessionUse{}, false
-	}
-	v := id.SessionID
-	if kind == kindJTI {
-		v = id.TokenID
-	}
+func (s *SessionEvaluator) lookup(id *runtimeid.Identity, kind byte) (SessionUse, bool) {
+	v := value(id, kind)
 	if v == "" {
-		return sessionUse{}, false
+		return SessionUse{}, false
 	}
 	return s.sessions.Get(s.key(kind, id.Subject, v))
+}
+
+// lookupShared returns the later of the local use and the shared
+// store's; the local one when they are as recent.
+func (s *SessionEvaluator) lookupShared(id *runtimeid.Identity, kind byte,
+	local SessionUse, ok bool) (SessionUse, bool) {
+	v := value(id, kind)
+	if v == "" {
+		return local, ok
+	}
+	name := SessionKindSID
+	if kind == kindJTI {
+		name = SessionKindJTI
+	}
+	shared, found := s.opts.Shared.Lookup(name, SharedSessionKey(id.Subject, v))
+	if found && (!ok || shared.Time.After(local.Time)) {
+		return shared, true
+	}
+	return local, ok
+}
+
+// SharedSessionKey is the [SessionStore] key of a subject's session or
+// token id: the first 128 bits of SHA-256 over the subject, a zero byte
+// and the id, in hexadecimal. Unlike the evaluator's own keys it has
+// no secret seed, so every instance computes the same one; it keeps
+// identifiers out of the store and bounds the key's length.
+func SharedSessionKey(subject, id string) string {
+	b := make([]byte, 0, len(subject)+1+len(id))
+	b = append(append(append(b, subject...), 0), id...)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // countRequest counts the request for its subject and its client
@@ -363,14 +462,14 @@ func (s *SessionEvaluator) count(k uint64, t time.Time) float64 {
 // addressChange reports a session that moved to another address in
 // its middle; more when it moved to another network (AS), which a
 // phone moving between cells seldom does.
-func (s *SessionEvaluator) addressChange(fs *findings, last, now *sessionUse) {
-	if !last.ip.IsValid() || !now.ip.IsValid() || last.ip == now.ip {
+func (s *SessionEvaluator) addressChange(fs *findings, last, now *SessionUse) {
+	if !last.IP.IsValid() || !now.IP.IsValid() || last.IP == now.IP {
 		return
 	}
 	w := &s.opts.Weights
-	if last.asn != 0 && now.asn != 0 && last.asn != now.asn {
+	if last.ASN != 0 && now.ASN != 0 && last.ASN != now.ASN {
 		fs.add(CodeSessionIPChange, w.ASNChange, fmt.Sprintf(
-			"the session moved from AS%d to AS%d", last.asn, now.asn))
+			"the session moved from AS%d to AS%d", last.ASN, now.ASN))
 		return
 	}
 	fs.add(CodeSessionIPChange, w.IPChange,
@@ -381,18 +480,18 @@ func (s *SessionEvaluator) addressChange(fs *findings, last, now *sessionUse) {
 // [SessionOptions.ConcurrentWindow] that no one could travel between
 // in the time, with the same allowance for uncertain positions as
 // impossible_travel.
-func (s *SessionEvaluator) concurrent(fs *findings, last, now *sessionUse) {
-	if !last.hasLoc || !now.hasLoc {
+func (s *SessionEvaluator) concurrent(fs *findings, last, now *SessionUse) {
+	if !last.HasLocation || !now.HasLocation {
 		return
 	}
-	dt := now.time.Sub(last.time)
+	dt := now.Time.Sub(last.Time)
 	if dt < 0 {
 		dt = -dt
 	}
 	if dt > s.opts.ConcurrentWindow {
 		return
 	}
-	a, b := &last.loc, &now.loc
+	a, b := &last.Location, &now.Location
 	km := haversineKM(a.Latitude, a.Longitude, b.Latitude, b.Longitude)
 	km -= a.AccuracyKM + b.AccuracyKM
 	if km < s.opts.MinTravelKM {

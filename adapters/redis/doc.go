@@ -3,7 +3,7 @@
 // baseline learned on one, a revocation received on one and a DPoP
 // proof seen on one hold on all of them.
 //
-// One [Store] gives three views of the shared state:
+// One [Store] gives four views of the shared state:
 //
 //   - [Store.Baselines], a [risk.Store] of subject baselines. Reads are
 //     served from a bounded local cache; a subject missing from it is
@@ -22,6 +22,15 @@
 //     no replay check, since the replayed proof goes to another
 //     instance. Proofs already seen by this instance are refused
 //     without a round trip.
+//   - [Store.Sessions], a [risk.SessionStore] of the latest use of each
+//     session (sid) and token (jti), for risk.SessionEvaluator.
+//     Lookups never leave the process; a recorded use is applied
+//     locally, then written to Redis with a TTL and published in the
+//     background, and every instance puts the published uses into its
+//     own cache as they arrive. A token replayed on another instance is
+//     token_replay there, and a session used from two distant places
+//     on two instances is concurrent_session_far_apart. Request rates
+//     (request_burst) stay per instance.
 //
 // # When Redis is unreachable
 //
@@ -44,7 +53,8 @@
 // the topology through the client's own options. Every key is single
 // (no multi-key command), so Redis Cluster needs no hash tags.
 //
-// BUG: risk.SessionEvaluator, risk.Model and runtimeid.Approvals keep
-// their state inside themselves, with no store to plug in: session
-// findings, the population model and human approvals stay per instance.
+// BUG: risk.Model and runtimeid.Approvals keep their state inside
+// themselves, with no store to plug in: the population model and human
+// approvals stay per instance. So do the session evaluator's request
+// rates: request_burst sees only this instance's share of a burst.
 package redisstore

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/risk"
 	"github.com/runtimeid/runtimeid/signals/ssf"
 )
 
@@ -58,6 +59,17 @@ const (
 	DefaultTimeout       = 250 * time.Millisecond
 	DefaultProbeInterval = 500 * time.Millisecond
 	DefaultMaxBackoff    = 2 * time.Second
+
+	// DefaultMaxSessions bounds the session uses cached locally.
+	DefaultMaxSessions = risk.DefaultMaxSessions
+
+	// DefaultMaxPendingSessions bounds the session uses waiting to
+	// be written.
+	DefaultMaxPendingSessions = 10_000
+
+	// DefaultSessionTTL is how long a session use is kept: the
+	// session evaluator's default concurrent window.
+	DefaultSessionTTL = risk.DefaultConcurrentWindow
 )
 
 // Options configure [New]. Only Client is required; the zero value of
@@ -103,6 +115,21 @@ type Options struct {
 	// BaselineTTL is how long Redis keeps a baseline no instance
 	// learned into. Default [DefaultBaselineTTL].
 	BaselineTTL time.Duration
+
+	// MaxSessions bounds the session and token uses cached locally,
+	// each about 200 bytes. Default [DefaultMaxSessions].
+	MaxSessions int
+
+	// MaxPendingSessions bounds the session uses waiting to be
+	// written, which grow only while Redis is unreachable; beyond it,
+	// the uses of further sessions are dropped and counted. Default
+	// [DefaultMaxPendingSessions].
+	MaxPendingSessions int
+
+	// SessionTTL is how long a session use is kept, locally and in
+	// Redis. Set it to at least [risk.SessionOptions.ConcurrentWindow].
+	// Default [DefaultSessionTTL].
+	SessionTTL time.Duration
 
 	// ReplaySize bounds the local pre-check of the replay cache.
 	// Default runtimeid.DefaultReplayCacheSize.
@@ -150,6 +177,8 @@ func (o *Options) setDefaults() error {
 		{"MaxPending", &o.MaxPending, DefaultMaxPending},
 		{"FlushBatch", &o.FlushBatch, DefaultFlushBatch},
 		{"ReplaySize", &o.ReplaySize, runtimeid.DefaultReplayCacheSize},
+		{"MaxSessions", &o.MaxSessions, DefaultMaxSessions},
+		{"MaxPendingSessions", &o.MaxPendingSessions, DefaultMaxPendingSessions},
 	}
 	for _, f := range ints {
 		if err := setPositive(f.name, f.v, f.def); err != nil {
@@ -167,6 +196,7 @@ func (o *Options) setDefaults() error {
 		{"Timeout", &o.Timeout, DefaultTimeout},
 		{"ProbeInterval", &o.ProbeInterval, DefaultProbeInterval},
 		{"MaxBackoff", &o.MaxBackoff, DefaultMaxBackoff},
+		{"SessionTTL", &o.SessionTTL, DefaultSessionTTL},
 	}
 	for _, f := range durations {
 		if err := setPositive(f.name, f.v, f.def); err != nil {

@@ -32,6 +32,7 @@ type Store struct {
 	baselines *baselines
 	facts     *facts
 	replay    *replay
+	sessions  *sessions
 
 	// up is set while the subscription is live and the last resync
 	// succeeded; while it is clear the local state may be stale.
@@ -57,6 +58,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	s.baselines = newBaselines(s)
 	s.facts = newFacts(s)
 	s.replay = newReplay(s)
+	s.sessions = newSessions(s)
 	if err := tel.observe(s); err != nil {
 		return nil, fmt.Errorf("redisstore: instruments: %w", err)
 	}
@@ -69,9 +71,10 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		ps.Close()
 		return nil, err
 	}
-	s.done.Add(2)
+	s.done.Add(3)
 	go s.subscribe(bg, ps)
 	go s.flushLoop(bg)
+	go s.sessions.loop(bg)
 	return s, nil
 }
 
@@ -95,11 +98,12 @@ func (s *Store) waitSubscribed(ctx context.Context, ps *redis.PubSub) error {
 }
 
 // Close stops the background work after a last flush of the learned
-// baselines, bounded by ctx. It does not close the client.
+// baselines and the queued session uses, bounded by ctx. It does not
+// close the client.
 func (s *Store) Close(ctx context.Context) error {
 	s.cancel()
 	s.done.Wait()
-	return s.baselines.flush(ctx)
+	return errors.Join(s.baselines.flush(ctx), s.sessions.flush(ctx))
 }
 
 // Healthy reports whether the subscription is live and this instance
@@ -139,7 +143,8 @@ func errString(err error) string {
 }
 
 // message is one publication: the new versions of some keys of one
-// kind ("b" baselines, "f" facts).
+// kind ("b" baselines, "f" facts, "s" session uses, whose Ver is the
+// use's time in unix milliseconds).
 type message struct {
 	Origin string `json:"o"`
 	Sent   int64  `json:"t"` // unix milliseconds, for the lag metric
@@ -237,6 +242,8 @@ func (s *Store) receive(ctx context.Context, payload string) {
 		s.baselines.receive(m.Items)
 	case "f":
 		s.facts.receive(m.Items)
+	case "s":
+		s.sessions.receive(m.Items)
 	}
 }
 

@@ -19,7 +19,8 @@ const meterName = "github.com/runtimeid/runtimeid/adapters/redis"
 //   - runtimeid.redis.pending: subjects whose learning waits to be
 //     flushed;
 //   - runtimeid.redis.dropped: learning dropped because MaxPending
-//     subjects were waiting;
+//     subjects were waiting, and (kind "sessions") session uses
+//     dropped because MaxPendingSessions were waiting;
 //   - runtimeid.redis.fallbacks: decisions made on local state, by
 //     kind;
 //   - runtimeid.redis.pubsub.lag: seconds from publication to
@@ -80,6 +81,10 @@ func (t *telemetry) fallback(ctx context.Context, kind string) {
 }
 
 func (t *telemetry) drop(ctx context.Context) { t.dropped.Add(ctx, 1) }
+
+func (t *telemetry) dropSessions(ctx context.Context, n int64) {
+	t.dropped.Add(ctx, n, metric.WithAttributes(attribute.String("kind", "sessions")))
+}
 
 func (t *telemetry) lag(ctx context.Context, d time.Duration) {
 	t.lagHist.Record(ctx, max(d, 0).Seconds())

@@ -113,7 +113,7 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 		s.Close()
 		return nil, err
 	}
-	sessions, err := risk.NewSessionEvaluator(risk.SessionOptions{})
+	sessions, err := risk.NewSessionEvaluator(risk.SessionOptions{Shared: st.sessions})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -195,11 +195,13 @@ type state struct {
 	revocations ssf.Store
 	replay      runtimeid.ReplayCache // nil: DPoP's in-memory default
 	secrets     stepup.Store          // nil: the step-up module's memory store
+	sessions    risk.SessionStore     // nil: per-process session state
 }
 
 // openState keeps state in this process or, with -redis, in Redis, so
 // that several quickstart processes behave as one service: a device
-// learned, a session revoked or a DPoP proof seen by one holds on all.
+// learned, a session revoked, a DPoP proof or a token's device seen by
+// one holds on all.
 func (s *service) openState(ctx context.Context, o options, now func() time.Time,
 	logger *slog.Logger) (state, error) {
 	if o.redis == "" {
@@ -214,7 +216,8 @@ func (s *service) openState(ctx context.Context, o options, now func() time.Time
 	}
 	s.shared = shared
 	return state{baselines: shared.Baselines(), revocations: shared.Revocations(),
-		replay: shared.Replay(), secrets: shared.Secrets()}, nil
+		replay: shared.Replay(), secrets: shared.Secrets(),
+		sessions: shared.Sessions()}, nil
 }
 
 // openGeoIP opens the databases named by flags, or the embedded MaxMind

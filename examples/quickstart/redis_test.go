@@ -123,3 +123,57 @@ func TestRedisFlagUnreachable(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "-redis "+addr)
 }
+
+// TestQuickstartsShareSessions runs two quickstart services on one
+// Redis: a token used on A and replayed on B from another device is
+// token_replay on B.
+func TestQuickstartsShareSessions(t *testing.T) {
+	addr := redisAddr(t)
+	iss, err := newIssuer(demoIssuer, demoAudience)
+	require.NoError(t, err)
+	keys, err := runtimeid.StaticKeys(iss.public)
+	require.NoError(t, err)
+	o := options{issuer: demoIssuer, audience: demoAudience, redis: addr}
+	start := func() *httptest.Server {
+		svc, err := newService(context.Background(), o, keys, time.Now,
+			slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		srv := httptest.NewServer(svc.handler)
+		t.Cleanup(func() { srv.Close(); svc.Close() })
+		return srv
+	}
+	a, b := start(), start()
+
+	now := time.Now()
+	token, err := iss.mint(grant{sub: "alice-" + newJTI(), sid: "s-" + newJTI(),
+		issued: now, authTime: now})
+	require.NoError(t, err)
+	get := func(srv *httptest.Server, ua string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("User-Agent", ua)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate") + string(body)
+	}
+	const (
+		chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 " +
+			"(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+		firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:123.0) " +
+			"Gecko/20100101 Firefox/123.0"
+	)
+	status, _ := get(a, chrome)
+	require.Equal(t, 200, status)
+
+	// B hears of the use through Redis pub/sub: poll against a deadline.
+	deadline := time.Now().Add(2 * time.Second)
+	status, got := get(b, firefox)
+	for status == 200 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		status, got = get(b, firefox)
+	}
+	assert.Equal(t, http.StatusForbidden, status)
+	assert.Contains(t, got, `"code":"token_theft"`)
+}
