@@ -1,9 +1,10 @@
 package runtimeid_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/runtimeid/runtimeid"
@@ -20,7 +21,8 @@ func (allowAll) Decide(context.Context, *runtimeid.Evaluation) (runtimeid.Decisi
 // The audit events of an engine go through a queue to JSON lines; Close
 // writes what is still queued.
 func ExampleNewAuditQueue() {
-	sink := runtimeid.NewJSONLinesSink(os.Stdout, runtimeid.JSONLinesOptions{})
+	var lines bytes.Buffer // a file, in a deployment
+	sink := runtimeid.NewJSONLinesSink(&lines, runtimeid.JSONLinesOptions{})
 	queue, err := runtimeid.NewAuditQueue(runtimeid.AuditQueueOptions{
 		Writer: sink,
 	})
@@ -43,8 +45,14 @@ func ExampleNewAuditQueue() {
 		Action:   runtimeid.Action{Name: "orders.list"},
 	})
 	_ = queue.Close()
+
+	var event map[string]any
+	if err := json.Unmarshal(lines.Bytes(), &event); err != nil {
+		panic(err)
+	}
+	fmt.Println(event["msg"], event["outcome"], event["action"], event["sub"])
 	fmt.Printf("%+v\n", queue.Stats())
 	// Output:
-	// {"time":"2026-12-04T12:00:00Z","level":"INFO","msg":"runtimeid.decision","outcome":"allow","rule":"default","reason":"default","score":0,"risk_level":"low","findings":[],"action":"orders.list","sensitivity":"medium","sub":"alice","sid":"s1","elapsed":0}
+	// runtimeid.decision allow orders.list alice
 	// {Written:1 Dropped:0 Failed:0 Blocked:0}
 }

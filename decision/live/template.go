@@ -79,7 +79,8 @@ td.o-challenge { color: #c08010; } td.o-block { color: #d0453a; }
 {{define "chart"}}<svg width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img">
 <text x="4" y="12">max {{.Max}}</text>
 {{- range .Bars}}
-<rect class="{{.Class}}" x="{{f1 .X}}" y="{{f1 .Y}}" width="{{f1 .W}}" height="{{f1 .H}}"><title>{{.Title}}</title></rect>
+<rect class="{{.Class}}" x="{{f1 .X}}" y="{{f1 .Y}}"
+ width="{{f1 .W}}" height="{{f1 .H}}"><title>{{.Title}}</title></rect>
 {{- end}}
 {{- range .Labels}}
 <text x="{{f1 .X}}" y="{{f1 .Y}}" text-anchor="{{.Anchor}}">{{.Text}}</text>
