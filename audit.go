@@ -164,7 +164,8 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) (*telemetry,
 	latency, err := meter.Float64Histogram("runtimeid.evaluation.duration",
 		metric.WithDescription("Time to evaluate one action."),
 		metric.WithUnit("s"),
-		metric.WithExplicitBucketBoundaries(1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2))
+		metric.WithExplicitBucketBoundaries(
+			1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2))
 	if err != nil {
 		return nil, err
 	}

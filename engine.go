@@ -53,7 +53,8 @@ func New(cfg Config) (*Engine, error) {
 
 	tel, err := newTelemetry(cfg.TracerProvider, cfg.MeterProvider)
 	if err != nil {
-		return nil, &ConfigError{Field: "MeterProvider", Reason: "cannot create instruments", Err: err}
+		return nil, &ConfigError{Field: "MeterProvider",
+			Reason: "cannot create instruments", Err: err}
 	}
 	e.tel = tel
 	return e, nil
@@ -89,7 +90,8 @@ func (c *Config) setDefaults() error {
 		c.HighRisk = DefaultHighRisk
 	}
 	if !(c.MediumRisk > 0 && c.MediumRisk < c.HighRisk && c.HighRisk <= 1) {
-		return &ConfigError{Field: "MediumRisk", Reason: "thresholds must satisfy 0 < MediumRisk < HighRisk <= 1"}
+		return &ConfigError{Field: "MediumRisk",
+			Reason: "thresholds must satisfy 0 < MediumRisk < HighRisk <= 1"}
 	}
 	if len(c.DefaultStepUp.ACRValues) == 0 && c.DefaultStepUp.MaxAge == 0 {
 		c.DefaultStepUp.MaxAge = DefaultStepUpMaxAge
@@ -147,14 +149,16 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (*Evaluation, error) {
 
 // verifyToken verifies raw. A panic in a [KeySource] becomes a token error,
 // so a broken key source refuses tokens instead of crashing the request.
-func (e *Engine) verifyToken(ctx context.Context, raw string, now time.Time) (id *Identity, te *TokenError) {
+func (e *Engine) verifyToken(ctx context.Context, raw string,
+	now time.Time) (id *Identity, te *TokenError) {
 	if e.verifier == nil {
 		return nil, nil
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			id, te = nil, &TokenError{Code: CodeTokenUnknownKey, Detail: "verification keys unavailable",
-				Err: fmt.Errorf("key source panicked: %v", p)}
+			id, te = nil, &TokenError{Code: CodeTokenUnknownKey,
+				Detail: "verification keys unavailable",
+				Err:    fmt.Errorf("key source panicked: %v", p)}
 		}
 	}()
 	return e.verifier.verify(ctx, raw, now)
@@ -163,15 +167,17 @@ func (e *Engine) verifyToken(ctx context.Context, raw string, now time.Time) (id
 // run is the pipeline: identity, signals, risk, policy, step-up, learn,
 // audit. Everything it calls may fail or panic; it never lets either
 // through as an allow unless failOpen.
-func (e *Engine) run(ctx context.Context, ev *Evaluation, id *Identity, tokErr *TokenError, failOpen bool) {
+func (e *Engine) run(ctx context.Context, ev *Evaluation, id *Identity,
+	tokErr *TokenError, failOpen bool) {
 	ctx, span := e.tel.start(ctx)
 	defer span.End()
 	if ev.Action.Sensitivity == SensitivityUnset {
 		ev.Action.Sensitivity = e.cfg.DefaultSensitivity
 	}
 
-	// 1. Identity. A missing or bad token ends the evaluation: no later
-	// stage ever sees an unverified identity.
+	// 1. Identity: the token, then the identity validators (proof of
+	// possession, pushed revocations). A missing, bad or refused token
+	// ends the evaluation: no later stage sees an unverified identity.
 	if tokErr != nil {
 		e.fail(ctx, span, ev, tokErr, nil, false)
 		return
@@ -255,7 +261,8 @@ func (e *Engine) validate(ctx context.Context, ev *Evaluation) (*TokenError, err
 	switch {
 	case ev.Credential.BindingVerified:
 	case ev.Identity.Confirmation != nil:
-		return &TokenError{Code: CodeTokenBinding, Detail: "token is bound to a key that was not proven"}, nil
+		return &TokenError{Code: CodeTokenBinding,
+			Detail: "token is bound to a key that was not proven"}, nil
 	case ev.Credential.Scheme == "DPoP":
 		return &TokenError{Code: CodeTokenBinding, Detail: "DPoP proof not verified"}, nil
 	}
@@ -375,7 +382,10 @@ func (e *Engine) finish(ctx context.Context, span trace.Span, ev *Evaluation) {
 }
 
 func (e *Engine) onDecision(ctx context.Context, ev *Evaluation) {
-	err := guard("decision", e.cfg.OnDecision, func() error { e.cfg.OnDecision(ctx, ev); return nil })
+	err := guard("decision", e.cfg.OnDecision, func() error {
+		e.cfg.OnDecision(ctx, ev)
+		return nil
+	})
 	if err != nil {
 		e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "runtimeid: OnDecision failed",
 			slog.String("error", err.Error()))
