@@ -169,9 +169,21 @@ curl -i %s/api/export
 # 401 invalid_token: a tampered token
 curl -i %s/api/orders -H "Authorization: Bearer ${FRESH}x"
 
+# Answer the STALE transfer's challenge here, without a new token: enroll
+# an authenticator app (this needs the fresh login), confirm it with a code
+# from the app (or: oathtool --totp -b SECRET), then give the app's next
+# code (each is accepted once) and retry the transfer with the STALE token.
+curl -s -X POST %s/stepup/enroll/otp -H "Authorization: Bearer $FRESH" \
+  -H 'Content-Type: application/json' -d '{}'
+curl -s -X POST %s/stepup/enroll/otp/confirm -H "Authorization: Bearer $FRESH" \
+  -H 'Content-Type: application/json' -d '{"code":"CODE"}'
+curl -s -X POST %s/stepup/otp/verify -H "Authorization: Bearer $STALE" \
+  -H 'Content-Type: application/json' -d '{"code":"CODE"}'
+curl -i -X POST %s/api/transfers -H "Authorization: Bearer $STALE"
+
 Restart with -trusted-proxies 127.0.0.1/32 and add -H "X-Forwarded-For: 1.124.213.1"
 (a Tor exit in MaxMind's test data) to see GET /api/export blocked.
 
-`, fresh, stale, base, base, base, base, base)
+`, fresh, stale, base, base, base, base, base, base, base, base, base)
 	return nil
 }

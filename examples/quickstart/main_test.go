@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -144,6 +146,46 @@ func TestQuickstartServer(t *testing.T) {
 	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
 	assert.Contains(t, body, `"code":"token_signature"`)
 	assert.False(t, strings.Contains(body, tokens["FRESH"]))
+
+	// The printed step-up commands: enroll a code with the fresh login,
+	// answer the stale session's challenge, retry with the same token.
+	post := func(path, token string, body any) (int, map[string]any) {
+		data, err := json.Marshal(body)
+		require.NoError(t, err)
+		req, err := http.NewRequest("POST", srv.URL+path, bytes.NewReader(data))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code := func(secret string, at time.Time) string {
+		c, err := totp.GenerateCode(secret, at)
+		require.NoError(t, err)
+		return c
+	}
+	status, enrolled := post("/stepup/enroll/otp", tokens["FRESH"], map[string]any{})
+	require.Equal(t, 200, status, "%v", enrolled)
+	secret, _ := enrolled["secret"].(string)
+	require.NotEmpty(t, secret)
+	now := time.Now()
+	status, out := post("/stepup/enroll/otp/confirm", tokens["FRESH"], map[string]string{"code": code(secret, now)})
+	require.Equal(t, 200, status, "%v", out)
+	// The app's next code: the one just used is not accepted again.
+	status, out = post("/stepup/otp/verify", tokens["STALE"], map[string]string{"code": code(secret, now)})
+	assert.Equal(t, 403, status, "a code is accepted once: %v", out)
+	status, out = post("/stepup/otp/verify", tokens["STALE"],
+		map[string]string{"code": code(secret, now.Add(30*time.Second))})
+	require.Equal(t, 200, status, "%v", out)
+	assert.Equal(t, "urn:runtimeid:acr:otp", out["acr"])
+
+	resp, body = do("POST", "/api/transfers", tokens["STALE"])
+	assert.Equal(t, 200, resp.StatusCode, "the stale session stepped up: %s", body)
+	assert.Contains(t, body, `"transfer":"accepted"`)
 }
 
 func TestBadFlags(t *testing.T) {
