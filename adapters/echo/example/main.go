@@ -7,12 +7,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,29 +18,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8085", "address to listen on")
-	flag.Parse()
-	if err := run(*addr); err != nil {
-		fmt.Fprintln(os.Stderr, "example:", err)
-		os.Exit(1)
-	}
-}
-
-func run(addr string) error {
-	is, err := demo.NewIssuer()
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	eng, err := demo.NewEngine(is, nil, logger)
-	if err != nil {
-		return err
-	}
-	if err := demo.PrintSamples(os.Stdout, is, "http://"+addr); err != nil {
-		return err
-	}
-	srv := &http.Server{Addr: addr, Handler: newRouter(eng), ReadHeaderTimeout: 5 * time.Second}
-	return srv.ListenAndServe()
+	demo.Main("example", "127.0.0.1:8085", newRouter)
 }
 
 func newRouter(eng *runtimeid.Engine) http.Handler {

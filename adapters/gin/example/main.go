@@ -7,12 +7,7 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,30 +17,8 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8084", "address to listen on")
-	flag.Parse()
-	if err := run(*addr); err != nil {
-		fmt.Fprintln(os.Stderr, "example:", err)
-		os.Exit(1)
-	}
-}
-
-func run(addr string) error {
-	is, err := demo.NewIssuer()
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	eng, err := demo.NewEngine(is, nil, logger)
-	if err != nil {
-		return err
-	}
-	if err := demo.PrintSamples(os.Stdout, is, "http://"+addr); err != nil {
-		return err
-	}
 	gin.SetMode(gin.ReleaseMode)
-	srv := &http.Server{Addr: addr, Handler: newRouter(eng), ReadHeaderTimeout: 5 * time.Second}
-	return srv.ListenAndServe()
+	demo.Main("example", "127.0.0.1:8084", newRouter)
 }
 
 func newRouter(eng *runtimeid.Engine) http.Handler {
