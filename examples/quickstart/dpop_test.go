@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -27,17 +23,7 @@ import (
 // TestQuickstartDPoP sends a DPoP-bound token (RFC 9449) to the
 // quickstart with its proof, then without it.
 func TestQuickstartDPoP(t *testing.T) {
-	o, err := parseFlags(nil, io.Discard)
-	require.NoError(t, err)
-	iss, err := newIssuer(o.issuer, o.audience)
-	require.NoError(t, err)
-	keys, err := runtimeid.StaticKeys(iss.public)
-	require.NoError(t, err)
-	svc, err := newService(context.Background(), o, keys, time.Now, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	defer svc.Close()
-	srv := httptest.NewServer(svc.handler)
-	defer srv.Close()
+	iss, srv := startDefault(t)
 
 	// The client's own key; the token is bound to its thumbprint.
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

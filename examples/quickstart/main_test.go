@@ -83,17 +83,7 @@ func TestDemo(t *testing.T) {
 // TestQuickstartServer runs the API as a newcomer does with no flags and
 // replays the printed sample commands.
 func TestQuickstartServer(t *testing.T) {
-	o, err := parseFlags(nil, io.Discard)
-	require.NoError(t, err)
-	iss, err := newIssuer(o.issuer, o.audience)
-	require.NoError(t, err)
-	keys, err := runtimeid.StaticKeys(iss.public)
-	require.NoError(t, err)
-	svc, err := newService(context.Background(), o, keys, time.Now, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	defer svc.Close()
-	srv := httptest.NewServer(svc.handler)
-	defer srv.Close()
+	iss, srv := startDefault(t)
 
 	var samples bytes.Buffer
 	require.NoError(t, printSamples(&samples, iss, "127.0.0.1:8080"))
@@ -201,4 +191,21 @@ func TestBadFlags(t *testing.T) {
 	err = run([]string{"-policy", "/does/not/exist.yaml"}, io.Discard, io.Discard)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "/does/not/exist.yaml")
+}
+
+// startDefault serves the quickstart as it runs with no flags, with its
+// own issuer; the server stops with the test.
+func startDefault(t *testing.T) (*issuer, *httptest.Server) {
+	t.Helper()
+	o, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	iss, err := newIssuer(o.issuer, o.audience)
+	require.NoError(t, err)
+	keys, err := runtimeid.StaticKeys(iss.public)
+	require.NoError(t, err)
+	svc, err := newService(context.Background(), o, keys, time.Now, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	srv := httptest.NewServer(svc.handler)
+	t.Cleanup(func() { srv.Close(); svc.Close() })
+	return iss, srv
 }
