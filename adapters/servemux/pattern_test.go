@@ -55,6 +55,8 @@ func TestPatternIsTheRouteThatRuns(t *testing.T) {
 		{"GET", "/exact", ""},
 		{"GET", "/exact/", "/exact/{$}"},
 		{"GET", "/files/a/b", "/files/{path...}"},
+		{"GET", "/files/", "/files/{path...}"},
+		{"GET", "/files", ""},
 		{"GET", "/w/x/y", ""},
 		{"GET", "/w/x/y/", "/w/{a}/{b}/"},
 		{"GET", "/w/x/y/z", "/w/{a}/{b}/"},

@@ -88,7 +88,8 @@ func patternPath(pattern string) string {
 // [http.ServeMux.Handler] names a pattern: the pattern is then the one
 // the redirect's target would match. The mux redirects a path that is
 // not clean, and a path without a trailing slash that only a pattern
-// ending in a slash matches (Go 1.22 routing).
+// ending in a slash or in a "{name...}" wildcard matches (Go 1.22
+// routing).
 func redirects(r *http.Request, pattern string) bool {
 	p := r.URL.EscapedPath()
 	if r.Method != http.MethodConnect && cleanPath(p) != p {
@@ -98,6 +99,14 @@ func redirects(r *http.Request, pattern string) bool {
 		pattern = pattern[i:] // drop the host
 	}
 	pattern = strings.TrimSuffix(pattern, "{$}")
+	// A trailing "{name...}" also matches an empty rest, so the pattern
+	// behaves as if it ended in its slash: "/files/{p...}" answers
+	// "/files" with a redirect to "/files/".
+	if strings.HasSuffix(pattern, "...}") {
+		if i := strings.LastIndexByte(pattern, '/'); i >= 0 {
+			pattern = pattern[:i+1]
+		}
+	}
 	if !strings.HasSuffix(pattern, "/") || strings.HasSuffix(p, "/") {
 		return false
 	}
