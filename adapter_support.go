@@ -93,17 +93,19 @@ func IsPreflight(r *http.Request) bool {
 // session behind them may no longer act.
 //
 // The token is not parsed again; its verified expiry is checked against
-// the clock skew. The signals are collected afresh. A recheck fails closed
-// even when the original route failed open, is audited like any
+// the clock skew. The identity validators run again, so a session revoked
+// since (see signals/ssf) ends with [CodeTokenRevoked]; proof-of-possession
+// validators accept the binding the opening request proved (see
+// [Evaluation.Recheck]). The signals are collected afresh. A recheck fails
+// closed even when the original route failed open, is audited like any
 // evaluation, and lets learning baselines learn from an allow.
-//
-// TODO: revocation is not consulted yet; a revoked session keeps its
-// access until its token expires or the policy says otherwise.
 func (e *Engine) Recheck(ctx context.Context, ev *Evaluation) *Evaluation {
 	next := &Evaluation{
-		Time:    e.now(),
-		Request: ev.Request,
-		Action:  ev.Action,
+		Time:       e.now(),
+		Request:    ev.Request,
+		Action:     ev.Action,
+		Credential: ev.Credential,
+		Recheck:    true,
 	}
 	next.Signals.ClientIP = ev.Signals.ClientIP
 	next.Signals.Device.UserAgent = ev.Signals.Device.UserAgent

@@ -107,6 +107,9 @@ func appendAudit(attrs []slog.Attr, ev *Evaluation) []slog.Attr {
 	if d.FailedOpen {
 		attrs = append(attrs, slog.Bool("failed_open", true))
 	}
+	if ev.Recheck {
+		attrs = append(attrs, slog.Bool("recheck", true))
+	}
 	for _, m := range d.ReportOnly {
 		attrs = append(attrs, slog.Group("report_only",
 			slog.String("rule", m.Rule), slog.String("outcome", m.Outcome.String())))

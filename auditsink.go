@@ -95,6 +95,7 @@ type AuditRecord struct {
 
 	SteppedUp  bool
 	FailedOpen bool
+	Recheck    bool // see [Evaluation.Recheck]
 	ReportOnly []RuleMatch
 	Error      string
 	Elapsed    time.Duration
@@ -131,7 +132,7 @@ func (r *AuditRecord) capture(ev *Evaluation, level slog.Level) {
 		r.ACRValues = append(r.ACRValues, d.StepUp.ACRValues...)
 		r.MaxAge = d.StepUp.MaxAge
 	}
-	r.SteppedUp, r.FailedOpen = d.SteppedUp, d.FailedOpen
+	r.SteppedUp, r.FailedOpen, r.Recheck = d.SteppedUp, d.FailedOpen, ev.Recheck
 	r.ReportOnly = append(r.ReportOnly, d.ReportOnly...)
 	if ev.Err != nil {
 		r.Error = ev.Err.Error()

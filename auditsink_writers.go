@@ -101,6 +101,9 @@ func (r *AuditRecord) appendOutcomeAttrs(attrs []slog.Attr) []slog.Attr {
 	if r.FailedOpen {
 		attrs = append(attrs, slog.Bool("failed_open", true))
 	}
+	if r.Recheck {
+		attrs = append(attrs, slog.Bool("recheck", true))
+	}
 	for _, m := range r.ReportOnly {
 		attrs = append(attrs, slog.Group("report_only",
 			slog.String("rule", m.Rule),
@@ -297,6 +300,9 @@ func (r *AuditRecord) appendJSONOutcome(b []byte) []byte {
 	}
 	if r.FailedOpen {
 		b = append(b, `,"failed_open":true`...)
+	}
+	if r.Recheck {
+		b = append(b, `,"recheck":true`...)
 	}
 	if len(r.ReportOnly) > 0 {
 		b = append(b, `,"report_only":[`...)

@@ -103,7 +103,7 @@ func benchPipeline(b *testing.B, s benchSetup) (http.Handler, *http.Request) {
 	return h, req
 }
 
-func benchKeys(b *testing.B, alg jwa.SignatureAlgorithm, raw any) (runtimeid.KeySource, jwk.Key) {
+func benchKeys(b testing.TB, alg jwa.SignatureAlgorithm, raw any) (runtimeid.KeySource, jwk.Key) {
 	key, err := jwk.FromRaw(raw)
 	require.NoError(b, err)
 	require.NoError(b, key.Set(jwk.KeyIDKey, "k1"))

@@ -232,6 +232,9 @@ func (d *DPoP) Required() bool { return d.required }
 
 // Validate implements [IdentityValidator].
 func (d *DPoP) Validate(ctx context.Context, ev *Evaluation) error {
+	if ev.Recheck {
+		return nil // proven when the connection opened
+	}
 	proved, err := d.prove(ctx, ev)
 	if err != nil {
 		return err

@@ -82,6 +82,9 @@ func NewMTLS(opts MTLSOptions) (*MTLS, error) {
 
 // Validate implements [IdentityValidator].
 func (m *MTLS) Validate(_ context.Context, ev *Evaluation) error {
+	if ev.Recheck {
+		return nil // proven when the connection opened
+	}
 	proved, err := m.prove(ev)
 	if err != nil {
 		return err
@@ -225,6 +228,9 @@ func ProofOfPossession(d *DPoP, m *MTLS) IdentityValidator {
 
 // Validate implements [IdentityValidator].
 func (p *proofOfPossession) Validate(ctx context.Context, ev *Evaluation) error {
+	if ev.Recheck {
+		return nil // proven when the connection opened
+	}
 	var proven []string
 	if p.dpop != nil {
 		ok, err := p.dpop.prove(ctx, ev)

@@ -380,6 +380,14 @@ type Evaluation struct {
 
 	// Duration is how long evaluation took.
 	Duration time.Duration
+
+	// Recheck is set on the evaluations of [Engine.Recheck]: Request is
+	// the one that opened a long-lived connection, and Credential is as
+	// that request proved it. Proof-of-possession validators do not check
+	// the request's proof again (it was single use and the connection
+	// holds the proven key); other validators, such as pushed
+	// revocations, run as on any request.
+	Recheck bool
 }
 
 func contains(list []string, s string) bool {
