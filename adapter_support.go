@@ -97,8 +97,9 @@ func IsPreflight(r *http.Request) bool {
 // since (see signals/ssf) ends with [CodeTokenRevoked]; proof-of-possession
 // validators accept the binding the opening request proved (see
 // [Evaluation.Recheck]). The signals are collected afresh. A recheck fails
-// closed even when the original route failed open, is audited like any
-// evaluation, and lets learning baselines learn from an allow.
+// closed even when the original route failed open and is audited like any
+// evaluation; it is not counted as a request and baselines do not learn
+// from it (see [Evaluation.Reused]).
 func (e *Engine) Recheck(ctx context.Context, ev *Evaluation) *Evaluation {
 	next := &Evaluation{
 		Time:       e.now(),
@@ -106,6 +107,7 @@ func (e *Engine) Recheck(ctx context.Context, ev *Evaluation) *Evaluation {
 		Action:     ev.Action,
 		Credential: ev.Credential,
 		Recheck:    true,
+		engine:     e,
 	}
 	next.Signals.ClientIP = ev.Signals.ClientIP
 	next.Signals.Device.UserAgent = ev.Signals.Device.UserAgent

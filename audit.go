@@ -110,6 +110,9 @@ func appendAudit(attrs []slog.Attr, ev *Evaluation) []slog.Attr {
 	if ev.Recheck {
 		attrs = append(attrs, slog.Bool("recheck", true))
 	}
+	if ev.Nested {
+		attrs = append(attrs, slog.Bool("nested", true))
+	}
 	for _, m := range d.ReportOnly {
 		attrs = append(attrs, slog.Group("report_only",
 			slog.String("rule", m.Rule), slog.String("outcome", m.Outcome.String())))

@@ -96,6 +96,7 @@ type AuditRecord struct {
 	SteppedUp  bool
 	FailedOpen bool
 	Recheck    bool // see [Evaluation.Recheck]
+	Nested     bool // see [Evaluation.Nested]
 	ReportOnly []RuleMatch
 	Error      string
 	Elapsed    time.Duration
@@ -132,7 +133,8 @@ func (r *AuditRecord) capture(ev *Evaluation, level slog.Level) {
 		r.ACRValues = append(r.ACRValues, d.StepUp.ACRValues...)
 		r.MaxAge = d.StepUp.MaxAge
 	}
-	r.SteppedUp, r.FailedOpen, r.Recheck = d.SteppedUp, d.FailedOpen, ev.Recheck
+	r.SteppedUp, r.FailedOpen = d.SteppedUp, d.FailedOpen
+	r.Recheck, r.Nested = ev.Recheck, ev.Nested
 	r.ReportOnly = append(r.ReportOnly, d.ReportOnly...)
 	if ev.Err != nil {
 		r.Error = ev.Err.Error()

@@ -104,6 +104,9 @@ func (r *AuditRecord) appendOutcomeAttrs(attrs []slog.Attr) []slog.Attr {
 	if r.Recheck {
 		attrs = append(attrs, slog.Bool("recheck", true))
 	}
+	if r.Nested {
+		attrs = append(attrs, slog.Bool("nested", true))
+	}
 	for _, m := range r.ReportOnly {
 		attrs = append(attrs, slog.Group("report_only",
 			slog.String("rule", m.Rule),
@@ -303,6 +306,9 @@ func (r *AuditRecord) appendJSONOutcome(b []byte) []byte {
 	}
 	if r.Recheck {
 		b = append(b, `,"recheck":true`...)
+	}
+	if r.Nested {
+		b = append(b, `,"nested":true`...)
 	}
 	if len(r.ReportOnly) > 0 {
 		b = append(b, `,"report_only":[`...)

@@ -232,8 +232,8 @@ func (d *DPoP) Required() bool { return d.required }
 
 // Validate implements [IdentityValidator].
 func (d *DPoP) Validate(ctx context.Context, ev *Evaluation) error {
-	if ev.Recheck {
-		return nil // proven when the connection opened
+	if ev.Reused() {
+		return nil // proven by the evaluation this one reuses
 	}
 	proved, err := d.prove(ctx, ev)
 	if err != nil {

@@ -15,9 +15,9 @@ import (
 // a [*TokenError] to refuse the token (the client gets 401 and no later
 // stage runs); any other error, or a panic, fails the evaluation closed.
 // A validator that verified the token's key binding (the cnf claim) sets
-// [Credential.BindingVerified]. On [Engine.Recheck] it runs again with
-// [Evaluation.Recheck] set; a validator of a single-use proof then
-// returns nil. It must be safe for concurrent use and should do no I/O
+// [Credential.BindingVerified]. It also runs for an evaluation that
+// reuses an earlier one's identity ([Evaluation.Reused]); a validator of
+// a single-use proof then returns nil. It must be safe for concurrent use and should do no I/O
 // on the request path.
 type IdentityValidator interface {
 	Validate(ctx context.Context, ev *Evaluation) error

@@ -54,6 +54,9 @@ func (e *Engine) Middleware(next http.Handler) http.Handler {
 // Protect returns middleware for one handler, evaluated as the action name
 // with its own sensitivity, whatever the router. Use it to wrap the few
 // handlers that matter, or to name actions better than route patterns do.
+// Inside this engine's [Engine.Middleware] the request is evaluated again
+// as this action, reusing the identity the middleware verified (see
+// [Evaluation.Nested]); both must allow it.
 func (e *Engine) Protect(
 	name string, s Sensitivity, opts ...RouteOption,
 ) func(http.Handler) http.Handler {
@@ -124,8 +127,20 @@ func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evalu
 		Request: r,
 		Action: Action{Name: rt.name, Sensitivity: rt.sensitivity, Method: method, Route: pattern,
 			Attributes: rt.attributes},
+		engine: e,
 	}
 	ev.Signals.Device.UserAgent = truncate(r.Header.Get("User-Agent"), MaxUserAgent)
+
+	// Inside this engine's Middleware, which allowed the request, the
+	// token and its proof were verified already; a DPoP proof is single
+	// use and would now read as replayed.
+	if prev := FromContext(ctx); prev != nil && prev.engine == e &&
+		prev.Err == nil && prev.Identity != nil && allowed(prev) {
+		ev.Nested = true
+		ev.Credential = prev.Credential
+		e.run(ctx, ev, prev.Identity, nil, rt.failOpen)
+		return ev
+	}
 
 	var id *Identity
 	var tokErr *TokenError

@@ -82,8 +82,8 @@ func NewMTLS(opts MTLSOptions) (*MTLS, error) {
 
 // Validate implements [IdentityValidator].
 func (m *MTLS) Validate(_ context.Context, ev *Evaluation) error {
-	if ev.Recheck {
-		return nil // proven when the connection opened
+	if ev.Reused() {
+		return nil // proven by the evaluation this one reuses
 	}
 	proved, err := m.prove(ev)
 	if err != nil {
@@ -228,8 +228,8 @@ func ProofOfPossession(d *DPoP, m *MTLS) IdentityValidator {
 
 // Validate implements [IdentityValidator].
 func (p *proofOfPossession) Validate(ctx context.Context, ev *Evaluation) error {
-	if ev.Recheck {
-		return nil // proven when the connection opened
+	if ev.Reused() {
+		return nil // proven by the evaluation this one reuses
 	}
 	var proven []string
 	if p.dpop != nil {

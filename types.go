@@ -383,12 +383,27 @@ type Evaluation struct {
 
 	// Recheck is set on the evaluations of [Engine.Recheck]: Request is
 	// the one that opened a long-lived connection, and Credential is as
-	// that request proved it. Proof-of-possession validators do not check
-	// the request's proof again (it was single use and the connection
-	// holds the proven key); other validators, such as pushed
-	// revocations, run as on any request.
+	// that request proved it.
 	Recheck bool
+
+	// Nested is set when a handler wrapped with [Engine.Protect] (or an
+	// adapter's Protect) is reached through [Engine.Middleware] of the
+	// same engine: the request is evaluated again as the protected
+	// action, reusing the identity and credential the middleware
+	// verified instead of verifying the token and its proof again.
+	Nested bool
+
+	engine *Engine // the engine that made ev, for nesting
 }
+
+// Reused reports whether ev reuses the identity an earlier evaluation of
+// the same request verified ([Evaluation.Recheck] or
+// [Evaluation.Nested]). Validators of single-use proofs, such as a DPoP
+// proof, return nil for it: the earlier evaluation checked the proof.
+// Other validators, such as pushed revocations, run as on any request.
+// Risk evaluators do not count it as another request, and baselines do
+// not learn from it again.
+func (ev *Evaluation) Reused() bool { return ev.Recheck || ev.Nested }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {

@@ -345,9 +345,11 @@ func (a *AgentEvaluator) Assess(
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.state(k)
-	s.actions.add(ev.Time, a.opts.HalfLife)
-	if high {
-		s.high.add(ev.Time, a.opts.HalfLife)
+	if !ev.Reused() { // a request is counted once
+		s.actions.add(ev.Time, a.opts.HalfLife)
+		if high {
+			s.high.add(ev.Time, a.opts.HalfLife)
+		}
 	}
 	a.roll(s, ev.Time)
 
@@ -357,18 +359,22 @@ func (a *AgentEvaluator) Assess(
 	return fs.list, nil
 }
 
-// Learn records an allowed action as part of the agent's usual set.
+// Learn records an allowed action as part of the agent's usual set. A
+// request is counted once: a recheck teaches nothing, and a nested
+// evaluation ([runtimeid.Evaluation.Nested]) adds only its action's name.
 func (a *AgentEvaluator) Learn(_ context.Context, ev *runtimeid.Evaluation) {
 	k, ok := a.key(ev.Identity)
-	if !ok {
+	if !ok || ev.Recheck {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.state(k)
-	s.learned++
-	if ev.Action.Sensitivity == runtimeid.High {
-		s.learnedHigh++
+	if !ev.Nested {
+		s.learned++
+		if ev.Action.Sensitivity == runtimeid.High {
+			s.learnedHigh++
+		}
 	}
 	name := ev.Action.Name
 	if _, ok := s.known[name]; !ok && len(s.known) >= a.opts.MaxActions {

@@ -246,10 +246,12 @@ func (e *Evaluator) Assess(
 }
 
 // Learn adds an allowed action to its subject's baseline. It does
-// nothing for an unauthenticated evaluation.
+// nothing for an unauthenticated evaluation, or one that reuses an
+// earlier evaluation of the same request ([runtimeid.Evaluation.Reused]):
+// a request is learned once.
 func (e *Evaluator) Learn(ctx context.Context, ev *runtimeid.Evaluation) {
 	key, ok := subjectKey(ev.Identity)
-	if !ok {
+	if !ok || ev.Reused() {
 		return
 	}
 	o := observe(ev)

@@ -194,8 +194,12 @@ func (m *Model) Assess(
 
 // Learn adds an allowed request to the population and to its
 // subject's history. The population learns from unauthenticated
-// requests too.
+// requests too. A request is learned once: an evaluation that reuses an
+// earlier one ([runtimeid.Evaluation.Reused]) teaches nothing.
 func (m *Model) Learn(_ context.Context, ev *runtimeid.Evaluation) {
+	if ev.Reused() {
+		return
+	}
 	var paths [numChains]chain
 	m.paths(ev, &paths)
 	key, ok := subjectKey(ev.Identity)

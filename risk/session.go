@@ -439,23 +439,30 @@ func SharedSessionKey(subject, id string) string {
 // countRequest counts the request for its subject and its client
 // address, and returns the higher of the two rates per minute. The
 // caller holds mu.
+// countRequest counts the request against its subject and its address
+// and returns the higher rate. An evaluation that reuses an earlier one
+// of the same request ([runtimeid.Evaluation.Reused]) reads the rates
+// without counting it again.
 func (s *SessionEvaluator) countRequest(ev *runtimeid.Evaluation) float64 {
 	var best float64
+	add := !ev.Reused()
 	if id := ev.Identity; id != nil && id.Subject != "" {
-		best = s.count(s.key(kindSubject, id.Subject, ""), ev.Time)
+		best = s.count(s.key(kindSubject, id.Subject, ""), ev.Time, add)
 	}
 	if ip := ev.Signals.ClientIP; ip.IsValid() {
 		b := ip.Unmap().As16()
-		best = max(best, s.count(s.key(kindAddr, "", string(b[:])), ev.Time))
+		best = max(best, s.count(s.key(kindAddr, "", string(b[:])), ev.Time, add))
 	}
 	return best
 }
 
-func (s *SessionEvaluator) count(k uint64, t time.Time) float64 {
+func (s *SessionEvaluator) count(k uint64, t time.Time, add bool) float64 {
 	hl := s.opts.BurstHalfLife
 	r, _ := s.rates.Get(k)
-	r.add(t, hl)
-	s.rates.Add(k, r)
+	if add {
+		r.add(t, hl)
+		s.rates.Add(k, r)
+	}
 	return r.PerMinute(t, hl)
 }
 

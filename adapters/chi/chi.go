@@ -54,9 +54,9 @@ func Middleware(eng *runtimeid.Engine,
 }
 
 // Protect returns route-level middleware that evaluates the request as
-// the named action with its own sensitivity. Under [Middleware] the
-// request is evaluated twice, as the route's action and as this one;
-// both must allow it.
+// the named action with its own sensitivity. Under [Middleware] the request is
+// evaluated again as this action, reusing the identity the middleware
+// verified (see [runtimeid.Evaluation.Nested]); both must allow it.
 func Protect(eng *runtimeid.Engine, name string, s runtimeid.Sensitivity,
 	opts ...runtimeid.RouteOption,
 ) func(http.Handler) http.Handler {

@@ -53,9 +53,9 @@ func Middleware(eng *runtimeid.Engine, opts ...runtimeid.RouteOption) gin.Handle
 }
 
 // Protect returns a handler for one route that evaluates the request as
-// the named action with its own sensitivity. Under [Middleware] the
-// request is evaluated twice, as the route's action and as this one;
-// both must allow it.
+// the named action with its own sensitivity. Under [Middleware] the request is
+// evaluated again as this action, reusing the identity the middleware
+// verified (see [runtimeid.Evaluation.Nested]); both must allow it.
 func Protect(eng *runtimeid.Engine, name string, s runtimeid.Sensitivity,
 	opts ...runtimeid.RouteOption,
 ) gin.HandlerFunc {

@@ -48,8 +48,8 @@ func Wrap(eng *runtimeid.Engine, mux *http.ServeMux, opts ...runtimeid.RouteOpti
 //		servemux.Protect(eng, "payout", runtimeid.High)(h))
 //
 // The action's Route is the mux's pattern. Under [Wrap] the request is
-// evaluated twice, as the route's action and as this one; both must
-// allow it.
+// evaluated again as this action, reusing the identity the middleware
+// verified (see [runtimeid.Evaluation.Nested]); both must allow it.
 func Protect(eng *runtimeid.Engine, name string, s runtimeid.Sensitivity,
 	opts ...runtimeid.RouteOption,
 ) func(http.Handler) http.Handler {
