@@ -130,6 +130,16 @@ type TokenConfig struct {
 	// parsing. Zero means [DefaultMaxTokenSize].
 	MaxSize int
 
+	// Types, when set, lists the accepted values of the token header's
+	// typ, such as "at+jwt" (RFC 9068 section 2.1: it tells an access
+	// token from an ID token the same issuer signed). A token without
+	// typ, or with another, is then refused with [CodeTokenType]. Case
+	// and an "application/" prefix do not matter (RFC 7515 section
+	// 4.1.9). Empty accepts any typ but those naming another kind of JWT
+	// the issuer's keys may sign: "secevent+jwt" (RFC 8417),
+	// "logout+jwt" (OpenID back-channel logout) and "dpop+jwt" (RFC 9449).
+	Types []string
+
 	// CacheSize bounds the verified-token cache: a token presented again
 	// skips its signature check (its lifetime, issuer, audience and key
 	// are checked again; validators run every time). Zero means

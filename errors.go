@@ -36,6 +36,7 @@ const (
 	CodeTokenMalformed   = "token_malformed"
 	CodeTokenTooLarge    = "token_too_large"
 	CodeTokenAlgorithm   = "token_algorithm"
+	CodeTokenType        = "token_type"
 	CodeTokenUnknownKey  = "token_unknown_key"
 	CodeTokenSignature   = "token_signature"
 	CodeTokenExpired     = "token_expired"

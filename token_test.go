@@ -772,3 +772,57 @@ func benchJWX(b *testing.B, alg jwa.SignatureAlgorithm, key any, kid string) {
 
 func BenchmarkJWXParseVerifyES256(b *testing.B) { benchJWX(b, jwa.ES256, keys(b).ec, "ec1") }
 func BenchmarkJWXParseVerifyRS256(b *testing.B) { benchJWX(b, jwa.RS256, keys(b).rsa, "rsa1") }
+
+func TestVerifyType(t *testing.T) {
+	f := keys(t)
+	payload := claimsJSON(t, baseClaims())
+	typed := func(typ string) string {
+		hdr := map[string]any{"kid": "ec1"}
+		if typ != "" {
+			hdr["typ"] = typ
+		}
+		return signToken(t, jwa.ES256, f.ec, hdr, payload)
+	}
+	src, err := StaticKeys(f.set)
+	require.NoError(t, err)
+	strict, err := newTokenVerifier(&TokenConfig{Issuer: testIssuer,
+		Audience: []string{testAudience}, Keys: src, Types: []string{"at+JWT"}})
+	require.NoError(t, err)
+	tests := []struct {
+		typ            string
+		lenient, exact string // "" accepted, else the refusal's detail
+	}{
+		{"", "", "token type not accepted"},
+		{"JWT", "", "token type not accepted"},
+		{"at+jwt", "", ""},
+		{"application/AT+JWT", "", ""},
+		{"secevent+jwt", "not an access token: typ secevent+jwt", "token type not accepted"},
+		{"application/logout+JWT", "not an access token: typ logout+jwt",
+			"token type not accepted"},
+		{"dpop+jwt", "not an access token: typ dpop+jwt", "token type not accepted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			for _, c := range []struct {
+				v    *tokenVerifier
+				want string
+			}{{newVerifier(t, nil), tt.lenient}, {strict, tt.exact}} {
+				id, terr := c.v.verify(context.Background(), typed(tt.typ), testNow)
+				if c.want == "" {
+					require.Nil(t, terr)
+					assert.Equal(t, "alice", id.Subject)
+					continue
+				}
+				require.NotNil(t, terr)
+				assert.Equal(t, CodeTokenType, terr.Code)
+				assert.Equal(t, c.want, terr.Detail)
+			}
+		})
+	}
+
+	_, err = newTokenVerifier(&TokenConfig{Issuer: testIssuer,
+		Audience: []string{testAudience}, Keys: src, Types: []string{""}})
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Token.Types", ce.Field)
+}
