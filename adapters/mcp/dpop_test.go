@@ -47,22 +47,15 @@ func (allowAll) Decide(context.Context, *runtimeid.Evaluation) (runtimeid.Decisi
 // with an engine that verifies ES256 tokens and DPoP proofs.
 type dpopServer struct {
 	t      *testing.T
-	issuer jwk.Key
+	issuer *esKey
 	url    string
 }
 
 func newDPoPServer(t *testing.T) *dpopServer {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	s := &dpopServer{t: t}
-	s.issuer, err = jwk.FromRaw(priv)
-	require.NoError(t, err)
-	require.NoError(t, s.issuer.Set(jwk.KeyIDKey, "mcp"))
-	pub, err := s.issuer.PublicKey()
-	require.NoError(t, err)
+	s := &dpopServer{t: t, issuer: newESKey(t, "mcp")}
 	set := jwk.NewSet()
-	require.NoError(t, set.AddKey(pub))
+	require.NoError(t, set.AddKey(s.issuer.public))
 	keys, err := runtimeid.StaticKeys(set)
 	require.NoError(t, err)
 
@@ -114,32 +107,39 @@ func (s *dpopServer) token(sub, jkt string) string {
 	if jkt != "" {
 		require.NoError(s.t, tok.Set("cnf", map[string]any{"jkt": jkt}))
 	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, s.issuer))
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, s.issuer.priv))
 	require.NoError(s.t, err)
 	return string(signed)
 }
 
-// proofKey is a client's DPoP key.
-type proofKey struct {
-	priv   *ecdsa.PrivateKey
+// esKey is a fresh P-256 key: the issuer's, or a client's DPoP key.
+type esKey struct {
+	priv   jwk.Key
 	public jwk.Key
 	jkt    string
 }
 
-func newProofKey(t *testing.T) *proofKey {
+// newESKey makes a key named kid, or unnamed when kid is "".
+func newESKey(t *testing.T, kid string) *esKey {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	pub, err := jwk.FromRaw(&priv.PublicKey)
+	k := &esKey{}
+	k.priv, err = jwk.FromRaw(raw)
 	require.NoError(t, err)
-	jkt, err := runtimeid.JWKThumbprint(pub)
+	if kid != "" {
+		require.NoError(t, k.priv.Set(jwk.KeyIDKey, kid))
+	}
+	k.public, err = k.priv.PublicKey()
 	require.NoError(t, err)
-	return &proofKey{priv: priv, public: pub, jkt: jkt}
+	k.jkt, err = runtimeid.JWKThumbprint(k.public)
+	require.NoError(t, err)
+	return k
 }
 
 // proof signs a DPoP proof (RFC 9449 section 4.2) for a request to
 // htu with method, carrying token.
-func (k *proofKey) proof(method, htu, token string) (string, error) {
+func (k *esKey) proof(method, htu, token string) (string, error) {
 	sum := sha256.Sum256([]byte(token))
 	claims, err := json.Marshal(map[string]any{
 		"jti": rand.Text(), "htm": method, "htu": htu, "iat": dpopNow.Unix(),
@@ -167,7 +167,7 @@ func (k *proofKey) proof(method, htu, token string) (string, error) {
 // standalone SSE stream is a GET, sent concurrently).
 type authTransport struct {
 	token string
-	key   *proofKey
+	key   *esKey
 
 	// mu guards last.
 	mu   sync.Mutex
@@ -244,7 +244,7 @@ const (
 
 func TestStreamableSessionSchemes(t *testing.T) {
 	s := newDPoPServer(t)
-	key := newProofKey(t)
+	key := newESKey(t, "")
 	tests := []struct {
 		name string
 		tr   *authTransport
@@ -273,7 +273,7 @@ func TestStreamableSessionSchemes(t *testing.T) {
 
 func TestStreamableDPoPRefusals(t *testing.T) {
 	s := newDPoPServer(t)
-	key := newProofKey(t)
+	key := newESKey(t, "")
 	bound := s.token("alice", key.jkt)
 	tr := &authTransport{token: bound, key: key}
 	cs, err := s.connect(tr)
@@ -288,7 +288,7 @@ func TestStreamableDPoPRefusals(t *testing.T) {
 	bearer.Set("Authorization", "Bearer "+bound)
 
 	// Bob, with his own key and a valid proof, on Alice's session.
-	bobKey := newProofKey(t)
+	bobKey := newESKey(t, "")
 	bobToken := s.token("bob", bobKey.jkt)
 	bobProof, err := bobKey.proof("POST", s.url, bobToken)
 	require.NoError(t, err)
