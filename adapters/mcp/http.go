@@ -36,11 +36,14 @@ type toolNameKey struct{}
 // (issuer, subject and acting agent) binds each MCP session to whoever
 // opened it: another user or agent presenting the session id gets 403.
 //
-// BUG: a DPoP-bound token passes this layer but the SDK's bearer check
-// refuses it: only Bearer tokens work with stateful sessions for now.
+// A DPoP-bound token (RFC 9449) works too: the engine verifies the
+// token, its proof, the binding and the proof's replay, and only then
+// does the SDK's own bearer check, which knows no other scheme than
+// Bearer, see a copy of the request whose Authorization header is
+// "Bearer" and the token. The header is restored before next runs, so
+// next and the tool handlers see it exactly as the client sent it.
 func (a *Adapter) Handler(next http.Handler) http.Handler {
-	withInfo := auth.RequireBearerToken(tokenInfo,
-		&auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(next)
+	withInfo := withTokenInfo(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		call, err := a.peek(w, r)
 		if err != nil {
@@ -71,7 +74,46 @@ func (a *Adapter) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		withInfo.ServeHTTP(w, r)
+		withInfo.ServeHTTP(w, asBearer(r, ev))
+	})
+}
+
+// withTokenInfo is next behind the SDK's bearer check, which puts the
+// [auth.TokenInfo] of [tokenInfo] in the request's context.
+func withTokenInfo(next http.Handler) http.Handler {
+	check := auth.RequireBearerToken(tokenInfo,
+		&auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
+	return check(restoreHeader(next))
+}
+
+// sentHeaderKey holds the header a client sent while the SDK's bearer
+// check sees a rewritten copy.
+type sentHeaderKey struct{}
+
+// asBearer returns r, or for a request the engine verified with the DPoP
+// scheme, a copy of r whose Authorization header is the token as a
+// bearer token: the only scheme the SDK's check reads. The engine has
+// already checked the proof and the binding; the SDK only needs to be
+// handed the token info.
+func asBearer(r *http.Request, ev *runtimeid.Evaluation) *http.Request {
+	if ev.Credential.Scheme != "DPoP" {
+		return r
+	}
+	ctx := context.WithValue(r.Context(), sentHeaderKey{}, r.Header)
+	c := r.Clone(ctx)
+	c.Header.Set("Authorization", "Bearer "+ev.Credential.Token.Reveal())
+	return c
+}
+
+// restoreHeader gives next the header [asBearer] replaced, as sent.
+func restoreHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := r.Context().Value(sentHeaderKey{}).(http.Header); ok {
+			// A shallow copy: the request is the SDK's, not ours.
+			r = r.WithContext(r.Context())
+			r.Header = h
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -13,6 +13,11 @@
 //     it, so a challenge can be an HTTP 401 with an RFC 9470
 //     WWW-Authenticate header. Every other request is evaluated as
 //     [Options.Protocol], which verifies the token on every request.
+//     Bearer and DPoP-bound (RFC 9449) tokens both work: for a DPoP
+//     request the SDK's bearer check, which hands the SDK the caller's
+//     identity and binds the MCP session to it, is shown the verified
+//     token as a bearer token, and the SDK's handler then sees the
+//     request's headers exactly as sent.
 //   - [Adapter.Middleware], installed with [Adapter.Install], carries
 //     the evaluation into the tool handler's context (for
 //     [runtimeid.FromContext] and [runtimeid.ReportUsage]), refuses a

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -202,4 +203,45 @@ func TestRefusalDataIsStable(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rf.err.Data, &data))
 	assert.Equal(t, map[string]any{"reason": "evaluation_error", "outcome": "block"}, data)
 	assert.Equal(t, "runtimeid: blocked: evaluation_error", rf.err.Message)
+}
+
+func TestTokenInfoSeesBearerNextSeesSentHeader(t *testing.T) {
+	tests := []struct {
+		name, scheme, sent string
+	}{
+		{"DPoP, as the client spelled it", "DPoP", "dpop  tok"},
+		{"Bearer, untouched", "Bearer", "Bearer tok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &runtimeid.Evaluation{
+				Identity:   &runtimeid.Identity{Issuer: "iss", Subject: "alice"},
+				Credential: runtimeid.Credential{Scheme: tt.scheme, Token: "tok"},
+			}
+			r := httptest.NewRequest("POST", "/mcp", nil)
+			r.Header["Authorization"] = []string{tt.sent}
+			r.Header.Set("DPoP", "proof")
+			r = r.WithContext(runtimeid.NewContext(r.Context(), ev))
+			sent := r.Header.Clone()
+
+			var got http.Header
+			var info *auth.TokenInfo
+			next := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+				got = r.Header.Clone()
+				info = auth.TokenInfoFromContext(r.Context())
+			})
+			w := httptest.NewRecorder()
+			withTokenInfo(next).ServeHTTP(w, asBearer(r, ev))
+
+			if tt.scheme == "Bearer" {
+				// A bearer request is shown to the SDK as is.
+				assert.Same(t, r, asBearer(r, ev))
+			}
+			assert.Equal(t, http.StatusOK, w.Code)
+			assert.Equal(t, sent, got)
+			assert.Equal(t, sent, r.Header)
+			require.NotNil(t, info)
+			assert.Equal(t, "iss alice alice", info.UserID)
+		})
+	}
 }
