@@ -144,10 +144,16 @@ type WatchOptions struct {
 	// Ticks, when set, replaces the ticker: each value received triggers
 	// one recheck. Tests use it to drive the watch without waiting.
 	Ticks <-chan time.Time
+
+	// After, when set, replaces [time.After] for the one extra recheck
+	// made when the token expires (its exp plus the clock skew, measured
+	// with [Config.Now]). Tests use it to fire that recheck themselves.
+	After func(time.Duration) <-chan time.Time
 }
 
-// Watch rechecks ev (see [Engine.Recheck]) on every tick until a recheck
-// no longer allows the action, and delivers that evaluation on the
+// Watch rechecks ev (see [Engine.Recheck]) on every tick, and once more
+// when its token expires, until a recheck no longer allows the action,
+// and delivers that evaluation on the
 // returned channel, which then closes. Its Decision says why: a token
 // error such as [CodeTokenExpired] in Reason, or a [Challenge] whose
 // StepUp the client must meet. The channel closes without a value when
@@ -168,17 +174,32 @@ func (e *Engine) Watch(ctx context.Context, ev *Evaluation, opts WatchOptions) <
 		ticks, stop = t.C, t.Stop
 	}
 
+	expiry := e.expiryTimer(ev, opts.After)
 	out := make(chan *Evaluation, 1)
 	go func() {
 		defer close(out)
 		defer stop()
-		e.watch(ctx, ev, ticks, out)
+		e.watch(ctx, ev, ticks, expiry, out)
 	}()
 	return out
 }
 
+// expiryTimer fires when ev's token stops being valid, so that a watch
+// does not let it live on until the next tick; nil when it never does.
+func (e *Engine) expiryTimer(ev *Evaluation, after func(time.Duration) <-chan time.Time,
+) <-chan time.Time {
+	if e.verifier == nil || ev.Identity == nil || ev.Identity.Expiry.IsZero() {
+		return nil
+	}
+	if after == nil {
+		after = time.After
+	}
+	left := ev.Identity.Expiry.Add(e.verifier.skew).Sub(e.now())
+	return after(max(left, 0))
+}
+
 func (e *Engine) watch(ctx context.Context, ev *Evaluation,
-	ticks <-chan time.Time, out chan<- *Evaluation,
+	ticks, expiry <-chan time.Time, out chan<- *Evaluation,
 ) {
 	for {
 		select {
@@ -188,6 +209,8 @@ func (e *Engine) watch(ctx context.Context, ev *Evaluation,
 			if !ok {
 				return
 			}
+		case <-expiry:
+			expiry = nil // it fires once
 		}
 		next := e.Recheck(ctx, ev)
 		if !allowed(next) {

@@ -159,6 +159,32 @@ func TestWatchFiresOnStepUp(t *testing.T) {
 	assert.False(t, ok, "the channel closes after its one value")
 }
 
+func TestWatchWakesAtExpiry(t *testing.T) {
+	fx, c := fixture(t)
+	now := conformance.Now
+	ev := evaluate(t, fx, demo.Grant{Subject: "alice", Issued: now, TTL: time.Hour},
+		runtimeid.Action{Name: "read"})
+	require.Equal(t, runtimeid.Allow, ev.Decision.Outcome)
+
+	c.set(now.Add(10 * time.Minute))
+	var waited time.Duration
+	fire := make(chan time.Time, 1)
+	ch := fx.Engine.Watch(context.Background(), ev, runtimeid.WatchOptions{
+		Ticks: make(chan time.Time), // never ticks
+		After: func(d time.Duration) <-chan time.Time { waited = d; return fire },
+	})
+	// exp is an hour after issue, plus the 60 s skew, less the 10 min gone.
+	assert.Equal(t, 50*time.Minute+time.Minute, waited)
+
+	c.set(now.Add(time.Hour + time.Minute))
+	fire <- time.Time{}
+	got, ok := <-ch
+	require.True(t, ok)
+	assert.Equal(t, runtimeid.Block, got.Decision.Outcome)
+	assert.Equal(t, runtimeid.CodeTokenExpired, got.Decision.Reason)
+	assert.True(t, got.Recheck)
+}
+
 func TestWatchStops(t *testing.T) {
 	fx, _ := fixture(t)
 	ev := evaluate(t, fx, demo.Grant{Subject: "alice", Issued: conformance.Now},
