@@ -3,6 +3,7 @@ package risk
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -79,15 +80,32 @@ func (s *MemoryStore) Len() int {
 // forgetting the one least recently read or updated to make room. A
 // forgotten subject starts again from a cold start.
 //
-// TODO: one mutex guards every subject, so under many cores the lock is
-// the bottleneck; sharding by subject would spread it, at the price of
-// a bound enforced per shard rather than exactly.
+// A large store is split into up to [MaxLRUShards] shards by a keyed
+// hash of the subject, each with its own lock and an equal share of
+// the bound, so that requests of different subjects seldom wait for
+// each other; the subject forgotten is then the least recent of its
+// shard. A store of fewer than 2 × [MinLRUShardSize] subjects has one
+// shard and is exactly least-recently-used.
 type LRUStore struct {
+	seed   maphash.Seed
+	shards []lruShard
+}
+
+// lruShard is one part of an [LRUStore].
+type lruShard struct {
 	// mu guards profiles: an update's read, change and write are one
 	// step, and the LRU list itself is not safe for concurrent use.
 	mu       sync.Mutex
 	profiles *simplelru.LRU[string, *Profile]
+	size     int      // the shard's bound
+	_        [64]byte // keeps shards' locks on separate cache lines
 }
+
+// The sharding of an [LRUStore].
+const (
+	MaxLRUShards    = 16
+	MinLRUShardSize = 1024
+)
 
 // NewLRUStore returns an empty [LRUStore] for at most maxSubjects
 // subjects, which must be positive.
@@ -96,44 +114,72 @@ func NewLRUStore(maxSubjects int) (*LRUStore, error) {
 		reason := fmt.Sprintf("must be positive, not %d", maxSubjects)
 		return nil, configError("NewLRUStore maxSubjects", reason)
 	}
-	l, err := simplelru.NewLRU[string, *Profile](maxSubjects, nil)
-	if err != nil {
-		return nil, fmt.Errorf("risk: lru store: %w", err)
+	n := min(max(maxSubjects/MinLRUShardSize, 1), MaxLRUShards)
+	s := &LRUStore{seed: maphash.MakeSeed(), shards: make([]lruShard, n)}
+	for i := range s.shards {
+		// The bound is shared out exactly: the first shards take the
+		// remainder, one each.
+		size := maxSubjects / n
+		if i < maxSubjects%n {
+			size++
+		}
+		l, err := simplelru.NewLRU[string, *Profile](size, nil)
+		if err != nil {
+			return nil, fmt.Errorf("risk: lru store: %w", err)
+		}
+		s.shards[i].profiles, s.shards[i].size = l, size
 	}
-	return &LRUStore{profiles: l}, nil
+	return s, nil
+}
+
+// shard returns the shard that holds subject.
+func (s *LRUStore) shard(subject string) *lruShard {
+	if len(s.shards) == 1 {
+		return &s.shards[0]
+	}
+	h := maphash.String(s.seed, subject)
+	return &s.shards[h%uint64(len(s.shards))]
 }
 
 // Get implements [Store]. It never fails, and counts as a use of the
 // subject.
 func (s *LRUStore) Get(_ context.Context, subject string) (*Profile, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, _ := s.profiles.Get(subject)
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, _ := sh.profiles.Get(subject)
 	return p, nil
 }
 
 // Update implements [Store]. It never fails.
 func (s *LRUStore) Update(_ context.Context, subject string, fn func(*Profile)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, _ := s.profiles.Get(subject)
-	s.profiles.Add(subject, change(p, fn))
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, _ := sh.profiles.Get(subject)
+	sh.profiles.Add(subject, change(p, fn))
 	return nil
 }
 
 // learn is Update with [Profile.learn], without a callback.
 func (s *LRUStore) learn(subject string, o *observation) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, _ := s.profiles.Get(subject)
-	s.profiles.Add(subject, learned(p, o))
+	sh := s.shard(subject)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, _ := sh.profiles.Get(subject)
+	sh.profiles.Add(subject, learned(p, o))
 }
 
 // Len returns the number of subjects held.
 func (s *LRUStore) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.profiles.Len()
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += sh.profiles.Len()
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // learned is change with [Profile.learn] of o.

@@ -297,3 +297,40 @@ func TestClone(t *testing.T) {
 	c.Countries[0].Count = 2
 	assert.Equal(t, uint32(1), p.Countries[0].Count)
 }
+
+// TestLRUStoreShards checks how the bound is shared out among shards,
+// and that a sharded store holds exactly its bound when full.
+func TestLRUStoreShards(t *testing.T) {
+	tests := []struct {
+		max    int
+		shards int
+		first  int // the first shard's bound
+	}{
+		{1, 1, 1},
+		{2047, 1, 2047},
+		{2048, 2, 1024},
+		{10_001, 9, 1112},
+		{100_000, 16, 6250},
+		{1_000_003, 16, 62_501},
+	}
+	for _, tt := range tests {
+		s := newLRU(t, tt.max)
+		require.Len(t, s.shards, tt.shards, "max %d", tt.max)
+		assert.Equal(t, tt.first, s.shards[0].size, "max %d", tt.max)
+		total := 0
+		for i := range s.shards {
+			total += s.shards[i].size
+		}
+		assert.Equal(t, tt.max, total)
+	}
+
+	ctx := context.Background()
+	s := newLRU(t, 4096)
+	for i := range 3 * 4096 {
+		require.NoError(t, s.Update(ctx, fmt.Sprint("user-", i), func(*Profile) {}))
+	}
+	assert.Equal(t, 4096, s.Len())
+	p, err := s.Get(ctx, fmt.Sprint("user-", 3*4096-1))
+	require.NoError(t, err)
+	assert.NotNil(t, p, "the latest subject is kept")
+}
