@@ -306,10 +306,13 @@ func ApprovalRefFrom(ctx context.Context) (ApprovalRef, bool) {
 // StepUp implements [StepUpSource]: it reports the approval named in
 // ctx as a step-up with acr [ApprovalACR] at the time of approval, when
 // it is approved, unexpired and unused, and was made for this subject,
-// issuer, acting agent, session and action. Reporting it uses it up.
-func (a *Approvals) StepUp(ctx context.Context, id *Identity) (string, time.Time, bool) {
+// issuer, acting agent, session and action. Reporting it uses it up,
+// so it reports nothing when want does not accept [ApprovalACR]: an
+// approval is not spent on a challenge it cannot meet.
+func (a *Approvals) StepUp(ctx context.Context, id *Identity,
+	want *StepUp) (string, time.Time, bool) {
 	ref, ok := ApprovalRefFrom(ctx)
-	if !ok || !id.IsDelegated() {
+	if !ok || !id.IsDelegated() || !acceptsACR(want, ApprovalACR) {
 		return "", time.Time{}, false
 	}
 	now := a.opts.Now()

@@ -283,7 +283,7 @@ func (e *Engine) steppedUp(ctx context.Context, ev *Evaluation) bool {
 	var at time.Time
 	var ok bool
 	err := guard("step-up", e.cfg.StepUps, func() error {
-		acr, at, ok = e.cfg.StepUps.StepUp(ctx, ev.Identity)
+		acr, at, ok = e.cfg.StepUps.StepUp(ctx, ev.Identity, su)
 		return nil
 	})
 	if err != nil || !ok {

@@ -339,7 +339,7 @@ type stepUps struct {
 	at  time.Time
 }
 
-func (s stepUps) StepUp(context.Context, *Identity) (string, time.Time, bool) {
+func (s stepUps) StepUp(context.Context, *Identity, *StepUp) (string, time.Time, bool) {
 	return s.acr, s.at, !s.at.IsZero()
 }
 

@@ -46,7 +46,8 @@ func (panicLearner) Learn(context.Context, *runtimeid.Evaluation) { panic("learn
 
 type panicStepUps struct{}
 
-func (panicStepUps) StepUp(context.Context, *runtimeid.Identity) (string, time.Time, bool) {
+func (panicStepUps) StepUp(context.Context, *runtimeid.Identity,
+	*runtimeid.StepUp) (string, time.Time, bool) {
 	panic("step-up source bug")
 }
 

@@ -27,12 +27,19 @@ type IdentityValidator interface {
 // one-time code answered in a step-up page that records its result for the
 // session instead of issuing a new token.
 //
-// StepUp returns the acr achieved and when, for the identity's session, or
-// ok false when none is recorded. The engine accepts a recorded step-up for
-// a challenge exactly as it would accept the token's own acr and
-// auth_time. It must be safe for concurrent use and must not block.
+// StepUp returns the acr achieved and when, for the identity's session:
+// a recorded step-up that meets want when the source has one, else the
+// latest it has, else ok false. want is the challenge's requirement; a
+// source that keeps several step-ups per session uses it so that a later,
+// weaker step-up (a code) does not hide an earlier, stronger one (a
+// passkey). Among step-ups whose acr want accepts, the latest is the one
+// most likely to meet want.MaxAge. A nil want accepts any step-up.
+//
+// The engine accepts a recorded step-up for a challenge exactly as it
+// would accept the token's own acr and auth_time. It must be safe for
+// concurrent use and must not block.
 type StepUpSource interface {
-	StepUp(ctx context.Context, id *Identity) (acr string, at time.Time, ok bool)
+	StepUp(ctx context.Context, id *Identity, want *StepUp) (acr string, at time.Time, ok bool)
 }
 
 // Credential is how the access token was presented.

@@ -2,19 +2,20 @@ package runtimeid
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
 // StepUpSources combines several sources into one for
-// [Config.StepUps]: it asks every source, in order, and reports the
-// most recent step-up any of them recorded for the session; on a tie,
-// the earlier source's. Nil sources are skipped.
+// [Config.StepUps]: it asks every source, in order, with the
+// challenge's requirement, and reports the most recent step-up whose
+// acr the requirement accepts; when no source has one, the most recent
+// step-up of any acr. On a tie, the earlier source's. Nil sources are
+// skipped.
 //
-// The engine checks the one step-up reported against the challenge,
-// so a more recent step-up of a weaker acr hides an older, stronger
-// one. Every source is asked on every challenge: a source that uses up
-// what it reports, such as [Approvals], is used up even when another
-// source's answer is more recent.
+// Every source is asked on every challenge: a source that uses up what
+// it reports, such as [Approvals], is used up even when another
+// source's answer is the one reported.
 func StepUpSources(srcs ...StepUpSource) StepUpSource {
 	var list stepUpSources
 	for _, s := range srcs {
@@ -28,15 +29,44 @@ func StepUpSources(srcs ...StepUpSource) StepUpSource {
 type stepUpSources []StepUpSource
 
 // StepUp implements [StepUpSource].
-func (l stepUpSources) StepUp(ctx context.Context, id *Identity) (string, time.Time, bool) {
-	var acr string
-	var at time.Time
-	found := false
+func (l stepUpSources) StepUp(ctx context.Context, id *Identity,
+	want *StepUp) (string, time.Time, bool) {
+	var best, latest recordedStepUp
 	for _, s := range l {
-		a, t, ok := s.StepUp(ctx, id)
-		if ok && (!found || t.After(at)) {
-			acr, at, found = a, t, true
+		acr, at, ok := s.StepUp(ctx, id, want)
+		if !ok {
+			continue
+		}
+		got := recordedStepUp{acr, at, true}
+		latest = latest.or(got)
+		if acceptsACR(want, acr) {
+			best = best.or(got)
 		}
 	}
-	return acr, at, found
+	if !best.ok {
+		best = latest
+	}
+	return best.acr, best.at, best.ok
+}
+
+// recordedStepUp is one source's answer.
+type recordedStepUp struct {
+	acr string
+	at  time.Time
+	ok  bool
+}
+
+// or returns the more recent of r and o, r on a tie.
+func (r recordedStepUp) or(o recordedStepUp) recordedStepUp {
+	if !r.ok || o.at.After(r.at) {
+		return o
+	}
+	return r
+}
+
+// acceptsACR reports whether want admits a step-up of acr, whatever its
+// age. A nil want, or one without acr values, admits any.
+func acceptsACR(want *StepUp, acr string) bool {
+	return want == nil || len(want.ACRValues) == 0 ||
+		slices.Contains(want.ACRValues, acr)
 }

@@ -13,6 +13,8 @@ import (
 // expiry, shared by every instance: the step-up module's store
 // (adapters/stepup.Store has exactly these methods) for enrolled
 // passkeys, code secrets, single-use challenges and attempt counters.
+// Keys are the step-up module's, already hashes; values other than
+// counters are sealed before they arrive.
 //
 // Every call is a round trip to Redis; the step-up endpoints use it, not
 // the request path. When Redis is unreachable every call fails, so a
@@ -68,6 +70,33 @@ func (x *Secrets) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("redisstore: delete secret: %w", err)
 	}
 	return nil
+}
+
+// Incr adds delta to the counter at key (an absent key counts as
+// zero), makes it expire ttl from now (a ttl of zero or less keeps it)
+// and returns the new count: INCRBY and PEXPIRE in one MULTI, so that
+// instances sharing the store count attempts together and a counter
+// never outlives its expiry. The counter is a plain integer in Redis.
+func (x *Secrets) Incr(
+	ctx context.Context, key string, delta int64, ttl time.Duration,
+) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, x.s.opts.Timeout)
+	defer cancel()
+	rk := x.s.key("secret", key)
+	var n *redis.IntCmd
+	_, err := x.s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.IncrBy(ctx, rk, delta)
+		if ttl > 0 {
+			p.PExpire(ctx, rk, ttl)
+		} else {
+			p.Persist(ctx, rk)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: incr secret: %w", err)
+	}
+	return n.Val(), nil
 }
 
 // keepTTL maps "no expiry" to go-redis's zero expiration.

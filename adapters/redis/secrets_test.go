@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ type secretStore interface {
 	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	Delete(ctx context.Context, key string) error
+	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 }
 
 var _ secretStore = (*Secrets)(nil)
@@ -70,4 +72,62 @@ func TestSecretsFailClosedWithoutRedis(t *testing.T) {
 	ok, err := s.Add(context.Background(), "k", []byte("v"), time.Minute)
 	assert.False(t, ok)
 	assert.ErrorContains(t, err, "redisstore: add secret")
+	n, err := s.Incr(context.Background(), "k", 1, time.Minute)
+	assert.Zero(t, n)
+	assert.ErrorContains(t, err, "redisstore: incr secret")
+}
+
+func TestSecretsIncrSharedAcrossInstances(t *testing.T) {
+	addr := redisAddr(t)
+	prefix := testPrefix(t)
+	// A generous timeout: this test measures counting, not latency.
+	slow := func(o *Options) { o.Timeout = 10 * time.Second }
+	stores := []*Secrets{
+		newStore(t, newClient(t, addr), prefix, slow).Secrets(),
+		newStore(t, newClient(t, addr), prefix, slow).Secrets(),
+	}
+	ctx := context.Background()
+
+	// Concurrent increments from two instances: each gets its own
+	// number, none is lost.
+	const n = 100
+	seen := make([]int64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			seen[i], errs[i] = stores[i%2].Incr(ctx, "attempts:alice", 1, time.Hour)
+		})
+	}
+	wg.Wait()
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	assert.ElementsMatch(t, want, seen)
+	assert.Equal(t, make([]error, n), errs)
+
+	// A decrement gives a number back; every change restarts the expiry.
+	got, err := stores[1].Incr(ctx, "attempts:alice", -1, 90*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, int64(n-1), got)
+	client := newClient(t, addr)
+	ttl, err := client.PTTL(ctx, prefix+"secret:attempts:alice").Result()
+	require.NoError(t, err)
+	assert.InDelta(t, float64(90*time.Second), float64(ttl), float64(2*time.Second))
+	v, err := stores[0].Get(ctx, "attempts:alice")
+	require.NoError(t, err)
+	assert.Equal(t, []byte("99"), v, "kept as decimal text")
+
+	// A ttl of zero keeps the counter.
+	_, err = stores[0].Incr(ctx, "attempts:alice", 1, 0)
+	require.NoError(t, err)
+	ttl, err = client.PTTL(ctx, prefix+"secret:attempts:alice").Result()
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), ttl)
+
+	// A sealed value is no counter.
+	require.NoError(t, stores[0].Put(ctx, "sealed", []byte("x"), 0))
+	_, err = stores[0].Incr(ctx, "sealed", 1, time.Minute)
+	assert.ErrorContains(t, err, "redisstore: incr secret")
 }

@@ -87,7 +87,7 @@ func TestAPIFlowACRValues(t *testing.T) {
 	assert.Equal(t, 200, w.Code)
 	su := runtimeid.StepUp{ACRValues: []string{ACRPasskey}}
 	acr, at, ok := h.svc.StepUp(t.Context(),
-		&runtimeid.Identity{Issuer: testIssuer, Subject: "alice", SessionID: "s1"})
+		&runtimeid.Identity{Issuer: testIssuer, Subject: "alice", SessionID: "s1"}, &su)
 	require.True(t, ok)
 	assert.False(t, su.SatisfiedBy(&runtimeid.Identity{ACR: acr, AuthTime: at}, h.clock.Now()))
 }

@@ -18,7 +18,7 @@ func BenchmarkStepUp(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, ok := h.svc.StepUp(b.Context(), id); !ok {
+		if _, _, ok := h.svc.StepUp(b.Context(), id, nil); !ok {
 			b.Fatal("no step-up")
 		}
 	}

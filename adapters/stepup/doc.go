@@ -54,7 +54,9 @@
 // Failed proofs are counted per user and per session; past
 // [Options.MaxAttempts] (per session) or [Options.MaxUserAttempts] (per
 // user) the next attempt must wait, twice as long after each further
-// failure (429 with Retry-After). A passkey challenge is used once, by
+// failure (429 with Retry-After). Attempts are numbered by an atomic
+// counter in the [Store] before their proof is checked, so concurrent
+// attempts on instances sharing the store count together. A passkey challenge is used once, by
 // the session that asked for it, before it expires; a code is accepted
 // once, and never one older than the last accepted. Codes, secrets,
 // assertions and tokens never reach a log or an error.

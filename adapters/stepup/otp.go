@@ -116,18 +116,18 @@ func qrDataURL(key *otp.Key) (string, error) {
 // confirmOTP activates the pending secret with its first code. That
 // code's step counts as used, so it cannot also answer a challenge.
 func (s *Service) confirmOTP(ctx context.Context, id *runtimeid.Identity, code string) error {
-	if err := s.limit.check(ctx, id); err != nil {
-		return err
+	at, aerr := s.limit.begin(ctx, id)
+	if aerr != nil {
+		return aerr
 	}
 	ok, err := s.confirmLocked(ctx, id, code)
+	if err == nil && !ok {
+		err = errVerification
+	}
+	at.end(ctx, err)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		s.limit.fail(ctx, id)
-		return errVerification
-	}
-	s.limit.reset(ctx, id)
 	s.opts.Logger.LogAttrs(ctx, levelInfo, "stepup: code secret enrolled", identityAttr(id))
 	return nil
 }
@@ -155,18 +155,18 @@ func (s *Service) confirmLocked(ctx context.Context, id *runtimeid.Identity,
 // verifyOTP answers a challenge with a code and records the step-up.
 func (s *Service) verifyOTP(ctx context.Context, id *runtimeid.Identity,
 	code string) (Record, error) {
-	if err := s.limit.check(ctx, id); err != nil {
-		return Record{}, err
+	at, aerr := s.limit.begin(ctx, id)
+	if aerr != nil {
+		return Record{}, aerr
 	}
 	ok, err := s.useCode(ctx, id, code)
+	if err == nil && !ok {
+		err = errVerification
+	}
+	at.end(ctx, err)
 	if err != nil {
 		return Record{}, err
 	}
-	if !ok {
-		s.limit.fail(ctx, id)
-		return Record{}, errVerification
-	}
-	s.limit.reset(ctx, id)
 	rec := Record{ACR: ACROTP, Method: "otp", Time: s.opts.Now().UTC(), Device: "otp"}
 	return rec, s.record(ctx, id, rec)
 }

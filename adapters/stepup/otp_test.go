@@ -53,12 +53,12 @@ func TestOTPEnrollAndVerify(t *testing.T) {
 
 	// The session has stepped up; another session of alice has not.
 	id := &runtimeid.Identity{Issuer: testIssuer, Subject: "alice", SessionID: "s1"}
-	acr, at, ok := h.svc.StepUp(t.Context(), id)
+	acr, at, ok := h.svc.StepUp(t.Context(), id, nil)
 	assert.True(t, ok)
 	assert.Equal(t, ACROTP, acr)
 	assert.Equal(t, h.clock.Now(), at)
 	other := &runtimeid.Identity{Issuer: testIssuer, Subject: "alice", SessionID: "s2"}
-	_, _, ok = h.svc.StepUp(t.Context(), other)
+	_, _, ok = h.svc.StepUp(t.Context(), other, nil)
 	assert.False(t, ok)
 	h.noSecretsLogged(e.Secret, fresh, stale)
 }

@@ -151,21 +151,20 @@ func (s *Service) takeCeremony(ctx context.Context, id *runtimeid.Identity, cid,
 // finishPasskey checks the assertion and records the step-up.
 func (s *Service) finishPasskey(ctx context.Context, id *runtimeid.Identity, cid string,
 	assertion []byte) (Record, string, error) {
-	if err := s.limit.check(ctx, id); err != nil {
-		return Record{}, "", err
+	at, aerr := s.limit.begin(ctx, id)
+	if aerr != nil {
+		return Record{}, "", aerr
 	}
 	c, err := s.takeCeremony(ctx, id, cid, "login")
 	if err != nil {
+		at.end(ctx, err)
 		return Record{}, "", err
 	}
 	rec, err := s.assert(ctx, id, c, assertion)
+	at.end(ctx, err)
 	if err != nil {
-		if err == errVerification {
-			s.limit.fail(ctx, id)
-		}
 		return Record{}, "", err
 	}
-	s.limit.reset(ctx, id)
 	return rec, c.ReturnTo, s.record(ctx, id, rec)
 }
 

@@ -90,41 +90,65 @@ func (allowAll) Decide(context.Context, *runtimeid.Evaluation) (runtimeid.Decisi
 		Reason: "authenticated"}, nil
 }
 
-// StepUp implements [runtimeid.StepUpSource]: the latest step-up
-// recorded for the identity's session. A store error reads as none.
-//
-// BUG: only the latest step-up of a session is reported, so a code
-// entered after a passkey hides the passkey from a rule that demands
-// [ACRPasskey]; the step-up page offers only the methods a challenge
-// accepts, which keeps this rare.
-func (s *Service) StepUp(ctx context.Context, id *runtimeid.Identity) (string, time.Time, bool) {
-	rec, ok := s.Record(ctx, id)
-	return rec.ACR, rec.Time, ok
+// StepUp implements [runtimeid.StepUpSource]: of the step-ups recorded
+// for the identity's session, the latest whose acr want accepts, else
+// the latest. The session keeps the latest step-up of each acr, so a
+// code entered after a passkey does not hide the passkey from a
+// challenge that demands [ACRPasskey]. A store error reads as none.
+func (s *Service) StepUp(ctx context.Context, id *runtimeid.Identity,
+	want *runtimeid.StepUp) (string, time.Time, bool) {
+	recs, ok := s.records(ctx, id)
+	if !ok {
+		return "", time.Time{}, false
+	}
+	rec := recs.pick(want)
+	return rec.ACR, rec.Time, true
 }
 
 // Record returns the latest step-up recorded for the identity's session.
 func (s *Service) Record(ctx context.Context, id *runtimeid.Identity) (Record, bool) {
-	key, ok := sessionKey(id)
-	if !ok {
-		return Record{}, false
-	}
-	var rec Record
-	found, err := s.load(ctx, key, &rec)
-	if err != nil || !found {
-		return Record{}, false
-	}
-	return rec, true
+	recs, ok := s.records(ctx, id)
+	return recs.Record, ok
 }
 
-// record keeps rec as the session's latest step-up.
+// records returns the step-ups recorded for the identity's session.
+func (s *Service) records(ctx context.Context, id *runtimeid.Identity) (sessionRecords, bool) {
+	key, ok := sessionKey(id)
+	if !ok {
+		return sessionRecords{}, false
+	}
+	var recs sessionRecords
+	found, err := s.load(ctx, key, &recs)
+	if err != nil || !found || recs.ACR == "" {
+		return sessionRecords{}, false
+	}
+	return recs, true
+}
+
+// record adds rec to the session's step-ups, as the latest.
+//
+// The read and write are two store calls, serialised in this process
+// only: two step-ups of one session completed at the same moment on
+// two instances can lose one, which the user then repeats.
 func (s *Service) record(ctx context.Context, id *runtimeid.Identity, rec Record) error {
 	key, _ := sessionKey(id)
-	if err := s.save(ctx, key, rec, s.opts.RecordTTL); err != nil {
+	if err := s.addRecord(ctx, key, rec); err != nil {
 		return err
 	}
 	s.opts.Logger.LogAttrs(ctx, levelInfo, "stepup: recorded",
 		identityAttr(id), strAttr("acr", rec.ACR), strAttr("method", rec.Method))
 	return nil
+}
+
+func (s *Service) addRecord(ctx context.Context, key string, rec Record) error {
+	defer s.lock(key)()
+	var recs sessionRecords
+	if _, err := s.load(ctx, key, &recs); err != nil {
+		// An unreadable value (a retired key) is replaced.
+		recs = sessionRecords{}
+	}
+	recs.add(rec, rec.Time.Add(-s.opts.RecordTTL))
+	return s.save(ctx, key, recs, s.opts.RecordTTL)
 }
 
 // userKey names a user's enrollment; sessionKey a session's record.

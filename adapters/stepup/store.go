@@ -2,6 +2,8 @@ package stepup
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -17,6 +19,13 @@ import (
 // single-use across instances, so it must be atomic (Redis: SET NX).
 // Delete removes the key; deleting an absent key is no error.
 //
+// Incr adds delta to the counter at key, an absent or expired key
+// counting as zero, makes the key expire ttl from now, and returns the
+// new count, all at once (Redis: INCRBY and PEXPIRE in one MULTI): the
+// service numbers attempts with it, so that instances sharing the store
+// count them together. A counter is a plain integer, not a sealed blob;
+// the service keeps counters and blobs under different keys.
+//
 // All methods must be safe for concurrent use. The service calls Get on
 // the request path of every challenged request (see [Service.StepUp]),
 // so a remote store should answer in a millisecond or so.
@@ -25,6 +34,7 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	Delete(ctx context.Context, key string) error
+	Incr(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
 }
 
 // DefaultMaxEntries bounds a [MemoryStore] made with a zero size.
@@ -98,6 +108,26 @@ func (s *MemoryStore) Delete(_ context.Context, key string) error {
 	defer s.mu.Unlock()
 	delete(s.entries, key)
 	return nil
+}
+
+// Incr implements [Store]. The count is kept as decimal text, as Redis
+// keeps it; a key that holds anything else is an error.
+func (s *MemoryStore) Incr(_ context.Context, key string, delta int64,
+	ttl time.Duration) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	if e, ok := s.entries[key]; ok && !e.expired(s.now()) {
+		var err error
+		if n, err = strconv.ParseInt(string(e.value), 10, 64); err != nil {
+			return 0, fmt.Errorf("stepup: memory store: %q holds no count", key)
+		}
+	}
+	n += delta
+	if err := s.put(key, strconv.AppendInt(nil, n, 10), ttl); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Len returns the number of entries held, expired ones included.
