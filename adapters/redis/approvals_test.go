@@ -1,13 +1,13 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runtimeid/runtimeid"
-	"github.com/runtimeid/runtimeid/decision"
 )
 
 // agentPolicy challenges every action of an agent, answerable only by
@@ -43,24 +42,22 @@ type approver struct {
 	endpoint  http.Handler
 }
 
-func newApprover(t testing.TB, w *world, store *Store) *approver {
-	return newApproverAt(t, w, store, clock)
-}
-
-func newApproverAt(t testing.TB, w *world, store *Store, clock func() time.Time) *approver {
+func newApprover(t testing.TB, w *world, store *Store, clock func() time.Time) *approver {
 	ap, err := runtimeid.NewApprovals(runtimeid.ApprovalsOptions{
 		Now: clock, Store: store.Approvals()})
 	require.NoError(t, err)
-	enf, err := decision.NewEnforcer(decision.Options{Realm: "api"})
-	require.NoError(t, err)
-	eng, err := runtimeid.New(runtimeid.Config{
-		Token: runtimeid.TokenConfig{Issuer: testIssuer, Audience: []string{"api"},
-			Keys: w.keys},
-		Policy: agentPolicy{}, StepUps: ap, Enforcer: enf, Now: clock,
-	})
-	require.NoError(t, err)
+	eng := newEngine(t, w, runtimeid.Config{Policy: agentPolicy{}, StepUps: ap, Now: clock})
 	return &approver{engine: eng, approvals: ap,
 		endpoint: eng.Protect("approve_agent_action", runtimeid.High)(ap.Handler())}
+}
+
+// approvers are n instances of one service.
+func approvers(t testing.TB, w *world, n int, now func() time.Time) []*approver {
+	out := make([]*approver, n)
+	for i, s := range sharedStores(t, n, now) {
+		out[i] = newApprover(t, w, s, now)
+	}
+	return out
 }
 
 func agent() *runtimeid.Identity {
@@ -110,14 +107,8 @@ func approveForm(id string) string {
 // endpoint, the retry on C is allowed once; a second retry on A is
 // challenged.
 func TestApprovalsAcrossInstances(t *testing.T) {
-	addr := redisAddr(t)
 	w := newWorld(t)
-	prefix := testPrefix(t)
-	var ins [3]*approver
-	for i := range ins {
-		s := newStore(t, newClient(t, addr), prefix, func(o *Options) { o.Now = clock })
-		ins[i] = newApprover(t, w, s)
-	}
+	ins := approvers(t, w, 3, clock)
 	a, b, c := ins[0], ins[1], ins[2]
 	human := w.mint("s-h", false)
 
@@ -157,14 +148,7 @@ func TestApprovalsAcrossInstances(t *testing.T) {
 // three instances at once: exactly one retry is allowed. Two
 // decisions racing on two instances: exactly one wins.
 func TestApprovalsUsedOnceAcrossInstances(t *testing.T) {
-	addr := redisAddr(t)
-	w := newWorld(t)
-	prefix := testPrefix(t)
-	var ins [3]*approver
-	for i := range ins {
-		s := newStore(t, newClient(t, addr), prefix, func(o *Options) { o.Now = clock })
-		ins[i] = newApprover(t, w, s)
-	}
+	ins := approvers(t, newWorld(t), 3, clock)
 
 	ap := ins[0].request(t)
 	var errs [2]error
@@ -204,13 +188,13 @@ func TestApprovalsUsedOnceAcrossInstances(t *testing.T) {
 func TestApprovalsFailClosed(t *testing.T) {
 	srv := startServer(t)
 	w := newWorld(t)
-	logs := &lockedBuffer{}
+	logs := &logged{}
 	store := newStore(t, newClient(t, srv.addr), testPrefix(t), func(o *Options) {
 		o.Now = clock
 		o.Timeout = 100 * time.Millisecond
-		o.Logger = logs.logger()
+		o.Logger = slog.New(logs)
 	})
-	in := newApprover(t, w, store)
+	in := newApprover(t, w, store, clock)
 	human := w.mint("s-h", false)
 	ap := in.request(t)
 	require.NoError(t, in.approvals.Approve(ap.ID, alice))
@@ -225,7 +209,7 @@ func TestApprovalsFailClosed(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable,
 		in.call(human, http.MethodPost, approveForm(ap.ID)).Code)
 	assert.Equal(t, http.StatusServiceUnavailable, in.call(human, http.MethodGet, "").Code)
-	assert.Contains(t, logs.String(), "redisstore: approvals get failed")
+	assert.Contains(t, logs.messages(), "redisstore: approvals get failed")
 
 	srv.start()
 	eventually(t, 10*time.Second, "redis back", func() bool {
@@ -245,7 +229,7 @@ func TestApprovalsListBounded(t *testing.T) {
 		o.Now = at
 		o.MaxListedApprovals = 2
 	})
-	in := newApproverAt(t, newWorld(t), store, at)
+	in := newApprover(t, newWorld(t), store, at)
 	var made []runtimeid.Approval
 	for range 3 {
 		made = append(made, in.request(t))
@@ -267,15 +251,8 @@ func TestApprovalsListBounded(t *testing.T) {
 // TestApprovalsExpireAcrossInstances: an approval given on one
 // instance and not used within its TTL is refused on another.
 func TestApprovalsExpireAcrossInstances(t *testing.T) {
-	addr := redisAddr(t)
-	w := newWorld(t)
-	prefix := testPrefix(t)
 	now, at := movableClock()
-	var ins [2]*approver
-	for i := range ins {
-		s := newStore(t, newClient(t, addr), prefix, func(o *Options) { o.Now = at })
-		ins[i] = newApproverAt(t, w, s, at)
-	}
+	ins := approvers(t, newWorld(t), 2, at)
 
 	ap := ins[0].request(t)
 	require.NoError(t, ins[0].approvals.Approve(ap.ID, alice))
@@ -292,24 +269,25 @@ func movableClock() (*atomic.Int64, func() time.Time) {
 	return now, func() time.Time { return time.Unix(0, now.Load()).UTC() }
 }
 
-// lockedBuffer collects a store's log, written from its goroutines.
-type lockedBuffer struct {
+// logged records the messages a store logs from its goroutines.
+type logged struct {
 	mu  sync.Mutex
-	buf bytes.Buffer
+	got []string
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func (l *logged) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logged) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logged) WithGroup(string) slog.Handler            { return l }
+
+func (l *logged) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, r.Message)
+	return nil
 }
 
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *lockedBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func (l *logged) messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got)
 }
