@@ -291,3 +291,16 @@ func (l *logged) messages() []string {
 	defer l.mu.Unlock()
 	return slices.Clone(l.got)
 }
+
+// BenchmarkApprovalLifecycle is one approval's life through Redis, as
+// three instances see it: requested on one, approved on another, the
+// retry allowed on the third, then refused on the first.
+func BenchmarkApprovalLifecycle(b *testing.B) {
+	ins := approvers(b, newWorld(b), 3, clock)
+	for b.Loop() {
+		ap := ins[0].request(b)
+		require.NoError(b, ins[1].approvals.Approve(ap.ID, alice))
+		require.Equal(b, runtimeid.Allow, ins[2].export(b, ap.ID).Decision.Outcome)
+		require.Equal(b, runtimeid.Challenge, ins[0].export(b, ap.ID).Decision.Outcome)
+	}
+}
