@@ -118,9 +118,17 @@ type ApprovalsOptions struct {
 	// means [DefaultApprovalTTL].
 	TTL time.Duration
 
-	// MaxApprovals bounds the approvals kept; the least recently used
-	// is forgotten first. Zero means [DefaultMaxApprovals].
+	// MaxApprovals bounds the approvals kept in memory when Store is
+	// nil; the least recently used is forgotten first. Zero means
+	// [DefaultMaxApprovals].
 	MaxApprovals int
+
+	// Store keeps the approvals. Nil means this process's memory,
+	// bounded by MaxApprovals; behind several instances, give every
+	// instance the same shared store (adapters/redis has one), so an
+	// approval created on one can be decided on another and used on a
+	// third.
+	Store ApprovalStore
 
 	// Notify is called with each new approval, outside any lock, so
 	// the user can be asked. It must not block. Nil means the user
@@ -134,31 +142,60 @@ type ApprovalsOptions struct {
 	Rand io.Reader
 }
 
-// Approvals is an in-memory [Approver] and [StepUpSource]: an agent's
-// challenged action creates a pending approval; the subject approves
-// it as themself (never through an agent) with [Approvals.Approve] or
+// ApprovalStore keeps the approvals of [Approvals]. The default keeps
+// them in this process's memory; a shared one (adapters/redis has one)
+// lets every instance of a service see the same approvals.
+//
+// The fields of an approval never change once added, except State and
+// Decided, and only through Swap: that is what makes a decision, and
+// the single use of an approval, atomic across instances.
+// Implementations must be safe for concurrent use. An error means the
+// store could not answer; [Approvals] then refuses: no approval is
+// created, decided or used.
+type ApprovalStore interface {
+	// Add records a new approval until some time after its Expires.
+	Add(ctx context.Context, a Approval) error
+
+	// Get returns the approval with the id, or false when there is
+	// none (never created, or forgotten).
+	Get(ctx context.Context, id string) (Approval, bool, error)
+
+	// List returns approvals of the subject, oldest first. It may
+	// leave out some: expired ones, or the oldest beyond a bound.
+	List(ctx context.Context, issuer, subject string) ([]Approval, error)
+
+	// Swap replaces the approval next.ID with next if its state is
+	// still from, atomically, and reports whether it did: of several
+	// callers swapping from the same state, on any instance, at most
+	// one gets true. It reports false when the approval is gone.
+	Swap(ctx context.Context, next Approval, from ApprovalState) (bool, error)
+}
+
+// Approvals is an [Approver] and [StepUpSource]: an agent's challenged
+// action creates a pending approval; the subject approves it as
+// themself (never through an agent) with [Approvals.Approve] or
 // [Approvals.Handler]; the agent's retry that names the approval (see
 // [WithApprovalRef]) then meets the challenge, once, before the
 // approval expires. Set it as [Config.StepUps]. It is safe for
 // concurrent use.
 //
-// BUG: approvals live in one process: behind several instances, the
-// retry must reach the instance that holds the approval.
+// The approvals are kept in [ApprovalsOptions.Store]: in memory by
+// default, so behind several instances the retry must reach the
+// instance that holds the approval, unless every instance is given
+// the same shared store.
 type Approvals struct {
-	opts ApprovalsOptions
-
-	// mu guards all: the LRU changes on a read.
-	mu  sync.Mutex
-	all *simplelru.LRU[string, *Approval]
+	opts  ApprovalsOptions
+	store ApprovalStore
 }
 
 var (
-	_ Approver     = (*Approvals)(nil)
-	_ StepUpSource = (*Approvals)(nil)
+	_ Approver      = (*Approvals)(nil)
+	_ StepUpSource  = (*Approvals)(nil)
+	_ ApprovalStore = (*memoryApprovals)(nil)
 )
 
-// NewApprovals returns an empty store. Invalid options give a
-// [*ConfigError].
+// NewApprovals returns approvals kept in opts.Store, or in memory.
+// Invalid options give a [*ConfigError].
 func NewApprovals(opts ApprovalsOptions) (*Approvals, error) {
 	if opts.TTL < 0 || opts.MaxApprovals < 0 {
 		return nil, &ConfigError{Field: "ApprovalsOptions",
@@ -176,16 +213,17 @@ func NewApprovals(opts ApprovalsOptions) (*Approvals, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	all, err := simplelru.NewLRU[string, *Approval](opts.MaxApprovals, nil)
-	if err != nil {
-		return nil, fmt.Errorf("runtimeid: approvals: %w", err)
+	store := opts.Store
+	if store == nil {
+		store = newMemoryApprovals(opts.MaxApprovals)
 	}
-	return &Approvals{opts: opts, all: all}, nil
+	return &Approvals{opts: opts, store: store}, nil
 }
 
 // RequestApproval records a pending approval for ev's action. It fails
 // with [ErrApprovalNotApplicable] unless ev is a challenge of a
-// delegated identity.
+// delegated identity, and with the store's error when it cannot
+// record it.
 func (a *Approvals) RequestApproval(ctx context.Context, ev *Evaluation) (Approval, error) {
 	if ev == nil || !ev.Identity.IsDelegated() || ev.Decision.Outcome != Challenge {
 		return Approval{}, ErrApprovalNotApplicable
@@ -202,10 +240,9 @@ func (a *Approvals) RequestApproval(ctx context.Context, ev *Evaluation) (Approv
 		SessionID: who.SessionID, Action: ev.Action.Name,
 		Reason: ev.Decision.Reason, Created: now, Expires: now.Add(a.opts.TTL),
 	}
-	a.mu.Lock()
-	stored := ap
-	a.all.Add(id, &stored)
-	a.mu.Unlock()
+	if err := a.store.Add(ctx, ap); err != nil {
+		return Approval{}, fmt.Errorf("runtimeid: approval %q: %w", id, err)
+	}
 
 	if a.opts.Notify != nil {
 		a.opts.Notify(ctx, ap)
@@ -221,31 +258,43 @@ func (a *Approvals) newID() (string, error) {
 	return fmt.Sprintf("apr_%x", b), nil
 }
 
-// Get returns a copy of the approval with the id.
-func (a *Approvals) Get(id string) (Approval, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ap, ok := a.all.Peek(id)
-	if !ok {
-		return Approval{}, false
+// get asks the store for the approval, unless id lacks the shape of
+// the ids newID makes: an agent's made-up id costs no round trip.
+func (a *Approvals) get(ctx context.Context, id string) (Approval, bool, error) {
+	if len(id) != len("apr_")+32 || id[:4] != "apr_" {
+		return Approval{}, false, nil
 	}
-	return *ap, true
+	return a.store.Get(ctx, id)
+}
+
+// Get returns a copy of the approval with the id; false also when the
+// store could not answer.
+func (a *Approvals) Get(id string) (Approval, bool) {
+	ap, ok, err := a.get(context.Background(), id)
+	return ap, ok && err == nil
 }
 
 // Pending returns the subject's approvals still waiting for a
-// decision, oldest first.
+// decision, oldest first; none also when the store could not answer.
 func (a *Approvals) Pending(issuer, subject string) []Approval {
+	out, _ := a.pending(context.Background(), issuer, subject)
+	return out
+}
+
+func (a *Approvals) pending(ctx context.Context, issuer, subject string) ([]Approval, error) {
+	all, err := a.store.List(ctx, issuer, subject)
+	if err != nil {
+		return nil, fmt.Errorf("runtimeid: pending approvals: %w", err)
+	}
 	now := a.opts.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	var out []Approval
-	for _, ap := range a.all.Values() {
+	for _, ap := range all {
 		if ap.State == ApprovalPending && now.Before(ap.Expires) &&
 			ap.Subject == subject && ap.Issuer == issuer {
-			out = append(out, *ap)
+			out = append(out, ap)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // Approve lets the agent perform the approved action once. by must be
@@ -253,31 +302,110 @@ func (a *Approvals) Pending(issuer, subject string) []Approval {
 // identity that is itself delegated is refused, so no agent approves
 // its own actions.
 func (a *Approvals) Approve(id string, by *Identity) error {
-	return a.decide(id, by, ApprovalApproved)
+	_, err := a.decide(context.Background(), id, by, ApprovalApproved)
+	return err
 }
 
 // Deny refuses the approval; the agent's retry stays challenged.
 func (a *Approvals) Deny(id string, by *Identity) error {
-	return a.decide(id, by, ApprovalDenied)
+	_, err := a.decide(context.Background(), id, by, ApprovalDenied)
+	return err
 }
 
-func (a *Approvals) decide(id string, by *Identity, to ApprovalState) error {
+// decide reads the approval, checks who decides, then swaps it out of
+// pending: of two decisions racing, on any instance, one wins and the
+// other finds it closed.
+func (a *Approvals) decide(ctx context.Context, id string, by *Identity,
+	to ApprovalState) (Approval, error) {
 	now := a.opts.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ap, ok := a.all.Get(id)
+	ap, ok, err := a.get(ctx, id)
 	switch {
+	case err != nil:
+		return Approval{}, fmt.Errorf("runtimeid: approval %q: %w", id, err)
 	case !ok:
-		return fmt.Errorf("%w: %q", ErrApprovalNotFound, id)
+		return Approval{}, fmt.Errorf("%w: %q", ErrApprovalNotFound, id)
 	case by == nil || by.IsDelegated() ||
 		by.Subject != ap.Subject || by.Issuer != ap.Issuer:
-		return fmt.Errorf("%w: %q", ErrApprovalForbidden, id)
+		return Approval{}, fmt.Errorf("%w: %q", ErrApprovalForbidden, id)
 	case ap.State != ApprovalPending || !now.Before(ap.Expires):
-		return fmt.Errorf("%w: %q", ErrApprovalClosed, id)
+		return Approval{}, fmt.Errorf("%w: %q", ErrApprovalClosed, id)
 	}
-	ap.State = to
-	ap.Decided = now
+
+	ap.State, ap.Decided = to, now
+	won, err := a.store.Swap(ctx, ap, ApprovalPending)
+	switch {
+	case err != nil:
+		return Approval{}, fmt.Errorf("runtimeid: approval %q: %w", id, err)
+	case !won:
+		return Approval{}, fmt.Errorf("%w: %q", ErrApprovalClosed, id)
+	}
+	return ap, nil
+}
+
+// memoryApprovals is the default [ApprovalStore]: at most max
+// approvals in this process, the least recently used forgotten first.
+type memoryApprovals struct {
+	// mu guards all: the LRU changes on a read, and Swap writes
+	// through its pointers.
+	mu  sync.Mutex
+	all *simplelru.LRU[string, *Approval]
+}
+
+func newMemoryApprovals(max int) *memoryApprovals {
+	// NewLRU fails only for a size below one.
+	all, _ := simplelru.NewLRU[string, *Approval](max, nil)
+	return &memoryApprovals{all: all}
+}
+
+// Add implements [ApprovalStore].
+func (m *memoryApprovals) Add(_ context.Context, a Approval) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.all.Add(a.ID, &a)
 	return nil
+}
+
+// Get implements [ApprovalStore]. It leaves the approval's recency as
+// it is.
+func (m *memoryApprovals) Get(_ context.Context, id string) (Approval, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.all.Peek(id)
+	if !ok {
+		return Approval{}, false, nil
+	}
+	return *a, true, nil
+}
+
+// List implements [ApprovalStore] by going through every approval.
+func (m *memoryApprovals) List(_ context.Context, issuer, subject string) ([]Approval, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Approval
+	for _, a := range m.all.Values() {
+		if a.Subject == subject && a.Issuer == issuer {
+			out = append(out, *a)
+		}
+	}
+	return out, nil
+}
+
+// Swap implements [ApprovalStore]. A decision makes the approval the
+// most recently used, so it outlives older ones until it is used; a
+// later swap leaves it in its place.
+func (m *memoryApprovals) Swap(_ context.Context, next Approval, from ApprovalState) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	get := m.all.Peek
+	if from == ApprovalPending {
+		get = m.all.Get
+	}
+	cur, ok := get(next.ID)
+	if !ok || cur.State != from {
+		return false, nil
+	}
+	*cur = next
+	return true, nil
 }
 
 // ApprovalRef names the approval an agent presents with a retried
@@ -315,16 +443,28 @@ func (a *Approvals) StepUp(ctx context.Context, id *Identity,
 	if !ok || !id.IsDelegated() || !acceptsACR(want, ApprovalACR) {
 		return "", time.Time{}, false
 	}
-	now := a.opts.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ap, ok := a.all.Peek(ref.ID)
-	if !ok || ap.State != ApprovalApproved || !now.Before(ap.Expires) ||
-		!ap.matches(id, ref.Action) {
+	decided, ok := a.use(ctx, ref, id)
+	if !ok {
 		return "", time.Time{}, false
 	}
-	ap.State = ApprovalUsed
-	return ApprovalACR, ap.Decided, true
+	return ApprovalACR, decided, true
+}
+
+// use marks the approval used if it answers ref for id: read, check,
+// then a swap that only one caller wins, on any instance sharing the
+// store. A store that cannot answer uses nothing: the challenge
+// stands.
+func (a *Approvals) use(ctx context.Context, ref ApprovalRef, id *Identity) (time.Time, bool) {
+	now := a.opts.Now()
+	ap, ok, err := a.get(ctx, ref.ID)
+	if err != nil || !ok || ap.State != ApprovalApproved ||
+		!now.Before(ap.Expires) || !ap.matches(id, ref.Action) {
+		return time.Time{}, false
+	}
+	next := ap
+	next.State = ApprovalUsed
+	won, err := a.store.Swap(ctx, next, ApprovalApproved)
+	return ap.Decided, err == nil && won
 }
 
 func (ap *Approval) matches(id *Identity, action string) bool {
@@ -339,7 +479,8 @@ func (ap *Approval) matches(id *Identity, action string) bool {
 // identity from the context, so it must sit behind the engine's
 // [Engine.Protect] (as a high-sensitivity action, so the user
 // authenticated recently). Answers: 200 with the approval or the
-// list, 400, 403 for someone else's approval, 404, 409 when closed.
+// list, 400, 403 for someone else's approval, 404, 409 when closed,
+// 503 when the store cannot answer.
 func (a *Approvals) Handler() http.Handler {
 	return http.HandlerFunc(a.serve)
 }
@@ -352,28 +493,41 @@ func (a *Approvals) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, a.Pending(id.Issuer, id.Subject))
-		return
+		a.serveList(w, r, id)
 	case http.MethodPost:
+		a.serveDecision(w, r, id)
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		writeStatus(w, http.StatusMethodNotAllowed)
+	}
+}
+
+func (a *Approvals) serveList(w http.ResponseWriter, r *http.Request, id *Identity) {
+	list, err := a.pending(r.Context(), id.Issuer, id.Subject)
+	if err != nil {
+		writeStatus(w, http.StatusServiceUnavailable)
 		return
 	}
+	writeJSON(w, list)
+}
 
+func (a *Approvals) serveDecision(w http.ResponseWriter, r *http.Request, id *Identity) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	apID := r.FormValue("id")
-	var err error
+	var to ApprovalState
 	switch r.FormValue("decision") {
 	case "approve":
-		err = a.Approve(apID, id)
+		to = ApprovalApproved
 	case "deny":
-		err = a.Deny(apID, id)
+		to = ApprovalDenied
 	default:
 		writeStatus(w, http.StatusBadRequest)
 		return
 	}
+	ap, err := a.decide(r.Context(), apID, id, to)
 	switch {
+	case err == nil:
+		writeJSON(w, ap)
 	case errors.Is(err, ErrApprovalNotFound):
 		writeStatus(w, http.StatusNotFound)
 	case errors.Is(err, ErrApprovalForbidden):
@@ -381,8 +535,8 @@ func (a *Approvals) serve(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrApprovalClosed):
 		writeStatus(w, http.StatusConflict)
 	default:
-		ap, _ := a.Get(apID)
-		writeJSON(w, ap)
+		// The store could not answer: nothing was decided.
+		writeStatus(w, http.StatusServiceUnavailable)
 	}
 }
 

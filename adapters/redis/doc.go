@@ -3,7 +3,7 @@
 // baseline learned on one, a revocation received on one and a DPoP
 // proof seen on one hold on all of them.
 //
-// One [Store] gives four views of the shared state:
+// One [Store] gives five views of the shared state:
 //
 //   - [Store.Baselines], a [risk.Store] of subject baselines. Reads are
 //     served from a bounded local cache; a subject missing from it is
@@ -31,13 +31,20 @@
 //     token_replay there, and a session used from two distant places
 //     on two instances is concurrent_session_far_apart. Request rates
 //     (request_burst) stay per instance.
+//   - [Store.Approvals], a [runtimeid.ApprovalStore] of human
+//     approvals, for runtimeid.ApprovalsOptions.Store: an agent's action
+//     challenged on one instance, approved by its user through another,
+//     is allowed once on a third. Every call is a round trip; deciding
+//     and using an approval are an atomic compare-and-swap in Redis.
 //
 // # When Redis is unreachable
 //
 // Each kind of state has a [FailureMode]; see [Options]. The defaults:
 // revocations and replay fail closed (while this instance may be
 // missing revocations, every token is refused; a DPoP proof that cannot
-// be checked is refused), baselines continue on local state. The store
+// be checked is refused), baselines continue on local state. Approvals
+// and [Store.Secrets] always fail closed: nothing is approved or used
+// while Redis cannot answer. The store
 // reconnects with back-off on its own. Learning queued during an
 // outage is kept (at most [Options.MaxPending] subjects, merged per
 // subject) and flushed on recovery; on resubscribing, the store re-reads
@@ -53,8 +60,8 @@
 // the topology through the client's own options. Every key is single
 // (no multi-key command), so Redis Cluster needs no hash tags.
 //
-// BUG: risk.Model and runtimeid.Approvals keep their state inside
-// themselves, with no store to plug in: the population model and human
-// approvals stay per instance. So do the session evaluator's request
-// rates: request_burst sees only this instance's share of a burst.
+// BUG: risk.Model keeps its state inside itself, with no store to
+// plug in: the population model stays per instance. So do the session
+// evaluator's request rates: request_burst sees only this instance's
+// share of a burst.
 package redisstore

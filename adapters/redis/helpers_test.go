@@ -72,6 +72,18 @@ func newStore(t testing.TB, c redis.UniversalClient, prefix string,
 	return s
 }
 
+// sharedStores builds the stores of n instances of one service on the
+// shared Redis, with the clock now.
+func sharedStores(t testing.TB, n int, now func() time.Time) []*Store {
+	addr := redisAddr(t)
+	prefix := testPrefix(t)
+	out := make([]*Store, n)
+	for i := range out {
+		out[i] = newStore(t, newClient(t, addr), prefix, func(o *Options) { o.Now = now })
+	}
+	return out
+}
+
 // eventually polls cond until it holds or the deadline passes, and
 // returns how long it took.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {

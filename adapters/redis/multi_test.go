@@ -124,26 +124,33 @@ type instance struct {
 	last    *runtimeid.Evaluation // of the last allowed request
 }
 
+// newEngine completes cfg with the world's issuer and the enforcer,
+// and builds the engine.
+func newEngine(t testing.TB, w *world, cfg runtimeid.Config) *runtimeid.Engine {
+	enf, err := decision.NewEnforcer(decision.Options{Realm: "api"})
+	require.NoError(t, err)
+	cfg.Token = runtimeid.TokenConfig{Issuer: testIssuer, Audience: []string{"api"},
+		Keys: w.keys}
+	cfg.Enforcer = enf
+	eng, err := runtimeid.New(cfg)
+	require.NoError(t, err)
+	return eng
+}
+
 func newInstance(t testing.TB, w *world, store *Store) *instance {
 	in := &instance{store: store}
 	rv, err := risk.NewEvaluator(store.Baselines(), risk.Options{})
 	require.NoError(t, err)
 	dpop, err := runtimeid.NewDPoP(runtimeid.DPoPOptions{Now: clock, Replay: store.Replay()})
 	require.NoError(t, err)
-	enf, err := decision.NewEnforcer(decision.Options{Realm: "api"})
-	require.NoError(t, err)
-	eng, err := runtimeid.New(runtimeid.Config{
-		Token: runtimeid.TokenConfig{Issuer: testIssuer, Audience: []string{"api"},
-			Keys: w.keys},
+	eng := newEngine(t, w, runtimeid.Config{
 		Validators: []runtimeid.IdentityValidator{
 			ssf.NewValidator(store.Revocations()), dpop},
 		Collectors: []runtimeid.SignalCollector{signals.NewDevice()},
 		Evaluators: []runtimeid.RiskEvaluator{rv},
 		Policy:     policy.Default(),
-		Enforcer:   enf,
 		Now:        clock,
 	})
-	require.NoError(t, err)
 	in.handler = eng.Protect("orders.list", runtimeid.Low)(
 		http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 			in.last = runtimeid.FromContext(r.Context())
@@ -171,12 +178,9 @@ func (in *instance) get(token, proof, ua string) answer {
 // TestThreeInstances is three engines sharing one Redis: a replayed
 // DPoP proof, a learned device and a revoked session hold on all.
 func TestThreeInstances(t *testing.T) {
-	addr := redisAddr(t)
 	w := newWorld(t)
-	prefix := testPrefix(t)
 	var ins [3]*instance
-	for i := range ins {
-		s := newStore(t, newClient(t, addr), prefix, func(o *Options) { o.Now = clock })
+	for i, s := range sharedStores(t, len(ins), clock) {
 		ins[i] = newInstance(t, w, s)
 	}
 	a, b, c := ins[0], ins[1], ins[2]

@@ -67,6 +67,10 @@ const (
 	// be written.
 	DefaultMaxPendingSessions = 10_000
 
+	// DefaultMaxListedApprovals bounds the approvals listed per
+	// subject.
+	DefaultMaxListedApprovals = 100
+
 	// DefaultSessionTTL is how long a session use is kept: the
 	// session evaluator's default concurrent window.
 	DefaultSessionTTL = risk.DefaultConcurrentWindow
@@ -131,6 +135,12 @@ type Options struct {
 	// Default [DefaultSessionTTL].
 	SessionTTL time.Duration
 
+	// MaxListedApprovals bounds the approvals of one subject that
+	// [Store.Approvals] lists for the approval endpoint: beyond it,
+	// the oldest are left out of the list (they can still be decided
+	// by id until they expire). Default [DefaultMaxListedApprovals].
+	MaxListedApprovals int
+
 	// ReplaySize bounds the local pre-check of the replay cache.
 	// Default runtimeid.DefaultReplayCacheSize.
 	ReplaySize int
@@ -179,6 +189,7 @@ func (o *Options) setDefaults() error {
 		{"ReplaySize", &o.ReplaySize, runtimeid.DefaultReplayCacheSize},
 		{"MaxSessions", &o.MaxSessions, DefaultMaxSessions},
 		{"MaxPendingSessions", &o.MaxPendingSessions, DefaultMaxPendingSessions},
+		{"MaxListedApprovals", &o.MaxListedApprovals, DefaultMaxListedApprovals},
 	}
 	for _, f := range ints {
 		if err := setPositive(f.name, f.v, f.def); err != nil {

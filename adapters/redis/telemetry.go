@@ -13,7 +13,8 @@ const meterName = "github.com/runtimeid/runtimeid/adapters/redis"
 
 // telemetry are the store's instruments:
 //
-//   - runtimeid.redis.errors: failed Redis operations, by op;
+//   - runtimeid.redis.errors: failed Redis operations, by op
+//     ("approvals" for every call of [Store.Approvals]);
 //   - runtimeid.redis.up: 1 while the shared state is live, 0 while
 //     the store runs on local state or fails closed;
 //   - runtimeid.redis.pending: subjects whose learning waits to be
