@@ -151,7 +151,8 @@ func TestApprovalUsedOnceConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
-			if _, _, ok := s.store.StepUp(ctx, agentIdentity()); ok {
+			if _, _, ok := s.store.StepUp(ctx, agentIdentity(),
+				&StepUp{ACRValues: []string{ApprovalACR}}); ok {
 				wins.Add(1)
 			}
 		})

@@ -33,7 +33,7 @@ func TestStepUpAttemptsShareRedis(t *testing.T) {
 	require.NoError(t, err)
 	tok := runtimeid.TokenConfig{Issuer: demoIssuer, Audience: []string{demoAudience},
 		Keys: keys}
-	prefix := "test:" + newJTI() + ":" // other runs share this Redis
+	prefix := "test:" + newJTI() + ":"      // other runs share this Redis
 	now := time.Now().Truncate(time.Second) // both services' clock
 	sealKey := []stepup.EncryptionKey{{ID: "k1", Secret: bytes.Repeat([]byte{7}, 32)}}
 	start := func() http.Handler {
