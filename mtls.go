@@ -22,8 +22,28 @@ import (
 // decision package answers it with invalid_token.
 const CodeMTLSBindingMismatch = "mtls_binding_mismatch"
 
-// MaxClientCertHeader is the largest client certificate header read.
+// MaxClientCertHeader is the largest client certificate header read
+// in the [CertHeaderPEM] format. [MaxXFCCHeader] bounds the other.
 const MaxClientCertHeader = 16 << 10
+
+// CertHeaderFormat says how a trusted proxy encodes the client
+// certificate in [MTLSOptions.CertHeader].
+type CertHeaderFormat int
+
+const (
+	// CertHeaderPEM, the zero value, is one header line holding the
+	// leaf certificate as URL-escaped PEM, PEM, or base64 DER.
+	CertHeaderPEM CertHeaderFormat = iota
+
+	// CertHeaderXFCC is Envoy's X-Forwarded-Client-Cert: elements of
+	// key=value pairs, the leaf in Cert as URL-encoded PEM. Only a
+	// header of one element, with Cert, and with a Hash that agrees
+	// when there is one, is read: configure the Envoy that terminates
+	// the client's TLS with forward_client_cert_details SANITIZE_SET
+	// and set_current_client_cert_details cert: true, and any Envoy
+	// after it with FORWARD_ONLY. Anything else is refused.
+	CertHeaderXFCC
+)
 
 // MTLSOptions configure [NewMTLS]. The zero value is valid: the client
 // certificate comes from this server's own TLS handshake only.
@@ -40,6 +60,11 @@ type MTLSOptions struct {
 	// X-SSL-Client-Cert and X-Client-Cert. Empty means none. The proxy
 	// must overwrite the header, so that a client cannot send its own.
 	CertHeader string
+
+	// CertHeaderFormat is how CertHeader is encoded. The zero value,
+	// [CertHeaderPEM], reads the encodings above; [CertHeaderXFCC]
+	// reads Envoy's X-Forwarded-Client-Cert and nothing else.
+	CertHeaderFormat CertHeaderFormat
 }
 
 // MTLS is an [IdentityValidator] for certificate-bound access tokens
@@ -58,6 +83,7 @@ type MTLSOptions struct {
 type MTLS struct {
 	trusted []netip.Prefix
 	header  string
+	format  CertHeaderFormat
 }
 
 var _ IdentityValidator = (*MTLS)(nil)
@@ -68,8 +94,15 @@ func NewMTLS(opts MTLSOptions) (*MTLS, error) {
 	m := &MTLS{
 		trusted: slices.Clone(opts.TrustedProxies),
 		header:  textproto.CanonicalMIMEHeaderKey(opts.CertHeader),
+		format:  opts.CertHeaderFormat,
 	}
 	switch {
+	case m.format != CertHeaderPEM && m.format != CertHeaderXFCC:
+		return nil, &ConfigError{Field: "MTLSOptions.CertHeaderFormat",
+			Reason: "unknown format"}
+	case m.format != CertHeaderPEM && m.header == "":
+		return nil, &ConfigError{Field: "MTLSOptions.CertHeader",
+			Reason: "required with CertHeaderFormat"}
 	case len(m.trusted) > 0 && m.header == "":
 		return nil, &ConfigError{Field: "MTLSOptions.CertHeader",
 			Reason: "required with TrustedProxies"}
@@ -106,9 +139,11 @@ func (m *MTLS) prove(ev *Evaluation) (bool, error) {
 	if ev.Request == nil {
 		return false, mtlsErr("no request carries a client certificate")
 	}
-	der, ok := m.clientCert(ev.Request)
-	if !ok {
-		return false, mtlsErr("client certificate missing")
+	der, err := m.clientCert(ev.Request)
+	if der == nil {
+		e := mtlsErr("client certificate missing")
+		e.Err = err // why a header was refused, for the logs only
+		return false, e
 	}
 	sum := sha256.Sum256(der)
 	got := base64.RawURLEncoding.EncodeToString(sum[:])
@@ -122,25 +157,31 @@ func mtlsErr(detail string) *TokenError {
 	return &TokenError{Code: CodeMTLSBindingMismatch, Detail: detail}
 }
 
-// clientCert returns the DER of the client's leaf certificate. From a
+// clientCert returns the DER of the client's leaf certificate, or nil
+// when there is none, with an error when a header was refused. From a
 // trusted proxy only the header counts: the TLS state then describes
 // the proxy's own connection.
-func (m *MTLS) clientCert(r *http.Request) ([]byte, bool) {
+func (m *MTLS) clientCert(r *http.Request) ([]byte, error) {
 	if m.header != "" {
 		if peer, ok := dpop.Peer(r.RemoteAddr); ok && dpop.Trusted(m.trusted, peer) {
-			return certFromHeader(r.Header.Values(m.header))
+			return m.headerCert(r.Header.Values(m.header))
 		}
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return nil, false
+		return nil, nil
 	}
-	return r.TLS.PeerCertificates[0].Raw, true
+	return r.TLS.PeerCertificates[0].Raw, nil
 }
 
-// TODO: Envoy's X-Forwarded-Client-Cert, a list of elements such as
-// Hash=...;Cert="..." with one element per hop, is not understood; such a
-// header reads as a missing certificate, so the token is refused.
-//
+// headerCert decodes the header lines in the configured format.
+func (m *MTLS) headerCert(vals []string) ([]byte, error) {
+	if m.format == CertHeaderXFCC {
+		return xfccCert(vals)
+	}
+	der, _ := certFromHeader(vals)
+	return der, nil
+}
+
 // certFromHeader decodes one header line holding a certificate as
 // URL-escaped PEM, PEM, or base64 DER. The result must parse as X.509,
 // so that a garbled header is a missing certificate.

@@ -69,6 +69,23 @@ func boundEval(r *http.Request, cnf map[string]any) *runtimeid.Evaluation {
 	}
 }
 
+// requireMTLS runs m on r for a token bound to x5t. An empty detail
+// wants the binding verified, any other a refusal with that detail,
+// which is returned.
+func requireMTLS(t *testing.T, m *runtimeid.MTLS, r *http.Request,
+	x5t, detail string) error {
+	t.Helper()
+	ev := boundEval(r, map[string]any{"x5t#S256": x5t})
+	err := m.Validate(context.Background(), ev)
+	assert.Equal(t, detail == "", ev.Credential.BindingVerified)
+	if detail == "" {
+		require.NoError(t, err)
+		return nil
+	}
+	requireTokenError(t, err, runtimeid.CodeMTLSBindingMismatch, detail)
+	return err
+}
+
 func TestMTLSDirect(t *testing.T) {
 	cert, other := newClientCert(t, "client"), newClientCert(t, "other")
 	m, err := runtimeid.NewMTLS(runtimeid.MTLSOptions{})
@@ -89,15 +106,7 @@ func TestMTLSDirect(t *testing.T) {
 			if tt.peer != nil {
 				r.TLS.PeerCertificates = []*x509.Certificate{tt.peer}
 			}
-			ev := boundEval(r, map[string]any{"x5t#S256": cert.x5t})
-			err := m.Validate(context.Background(), ev)
-			if tt.detail == "" {
-				require.NoError(t, err)
-				assert.True(t, ev.Credential.BindingVerified)
-				return
-			}
-			requireTokenError(t, err, runtimeid.CodeMTLSBindingMismatch, tt.detail)
-			assert.False(t, ev.Credential.BindingVerified)
+			requireMTLS(t, m, r, cert.x5t, tt.detail)
 		})
 	}
 

@@ -213,6 +213,17 @@ func RequestURL(r *http.Request, trusted []netip.Prefix) (string, error) {
 // which hop wrote which value, so behind several proxies that each
 // append, the last value is the innermost proxy's view and the htu check
 // fails (closed). Use Forwarded, or let only the outermost proxy set them.
+//
+// Lining the values up with X-Forwarded-For instead (taking the value as
+// many places from the right as the first untrusted hop, when both
+// lists are the same length) is left undone on purpose: it is safe only
+// if every trusted proxy appends to all three headers alike, and nothing
+// in the request says whether they do. Behind an edge that appends
+// X-Forwarded-Host and an inner proxy that appends to X-Forwarded-For
+// only, a client that sends "X-Forwarded-Host: evil.example" makes both
+// lists two long, and the lined-up value is the client's, so a proof
+// made for another host would pass; the last value, read today, is the
+// edge's. Guessing wrong here fails open, the last value fails closed.
 func Forwarded(r *http.Request, trusted []netip.Prefix, scheme, host string) (string, string) {
 	if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
 		el, ok := clientElement(joinLines(fwd), trusted)

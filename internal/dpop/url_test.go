@@ -67,6 +67,73 @@ func TestRequestURL(t *testing.T) {
 	assert.Equal(t, "http://app.internal/a/~b", got)
 }
 
+// TestRequestURLXForwardedChains pins what X-Forwarded-Proto and -Host
+// give behind one, two and three proxies (see the BUG note of
+// [Forwarded]): the last value, so a chain of appending proxies fails
+// closed, and a value the client wrote before a trusted one is never
+// read, whatever the counts.
+func TestRequestURLXForwardedChains(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name          string
+		peer          string
+		xff, xfp, xfh []string
+		want          string
+	}{
+		{name: "one proxy", peer: "10.0.0.1:1",
+			xff: []string{"203.0.113.7"}, xfp: []string{"https"},
+			xfh:  []string{"api.example.com"},
+			want: "https://api.example.com/a"},
+		{name: "two appending proxies: the inner view, fails closed",
+			peer: "10.0.0.2:1",
+			xff:  []string{"203.0.113.7, 10.0.0.1"}, xfp: []string{"https, http"},
+			xfh:  []string{"api.example.com, edge.internal:8080"},
+			want: "http://edge.internal:8080/a"},
+		{name: "three appending proxies: the inner view, fails closed",
+			peer: "10.0.0.3:1",
+			xff:  []string{"203.0.113.7, 10.0.0.1, 10.0.0.2"},
+			xfp:  []string{"https, http, http"},
+			xfh:  []string{"api.example.com, mid.internal, app.internal"},
+			want: "http://app.internal/a"},
+		{name: "three proxies, only the edge sets them", peer: "10.0.0.3:1",
+			xff: []string{"203.0.113.7, 10.0.0.1, 10.0.0.2"},
+			xfp: []string{"https"}, xfh: []string{"api.example.com"},
+			want: "https://api.example.com/a"},
+		// The edge appends X-Forwarded-Host, the inner proxy appends
+		// to X-Forwarded-For only: the counts agree, and lining up
+		// would read the client's evil.example.
+		{name: "equal counts, forged first value", peer: "10.0.0.2:1",
+			xff: []string{"203.0.113.7, 10.0.0.1"}, xfp: []string{"https"},
+			xfh:  []string{"evil.example, api.example.com"},
+			want: "https://api.example.com/a"},
+		{name: "mismatched counts", peer: "10.0.0.1:1",
+			xff: []string{"203.0.113.7"}, xfp: []string{"http, https"},
+			xfh:  []string{"evil.example", "api.example.com"},
+			want: "https://api.example.com/a"},
+		{name: "no X-Forwarded-For", peer: "10.0.0.1:1",
+			xfp: []string{"http, https"}, xfh: []string{"api.example.com"},
+			want: "https://api.example.com/a"},
+		{name: "untrusted peer", peer: "203.0.113.7:1",
+			xff: []string{"198.51.100.1"}, xfp: []string{"https"},
+			xfh: []string{"api.example.com"}, want: "http://app.internal/a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "http://app.internal/a", nil)
+			r.RemoteAddr = tt.peer
+			for name, vals := range map[string][]string{"X-Forwarded-For": tt.xff,
+				"X-Forwarded-Proto": tt.xfp, "X-Forwarded-Host": tt.xfh} {
+				for _, v := range vals {
+					r.Header.Add(name, v)
+				}
+			}
+			got, err := RequestURL(r, trusted)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
 func FuzzNormalizeHTU(f *testing.F) {
 	for _, s := range []string{"https://a.example/x", "http://[::1]:80/%41/../b",
 		"HTTPS://A:443", "https://a/%", "https://a:/b/./c/.."} {
