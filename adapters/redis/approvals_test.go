@@ -191,7 +191,7 @@ func TestApprovalsFailClosed(t *testing.T) {
 	logs := &logged{}
 	store := newStore(t, newClient(t, srv.addr), testPrefix(t), func(o *Options) {
 		o.Now = clock
-		o.Timeout = 100 * time.Millisecond
+		o.Timeout = time.Second
 		o.Logger = slog.New(logs)
 	})
 	in := newApprover(t, w, store, clock)

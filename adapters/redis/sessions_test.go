@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -76,19 +77,21 @@ func TestSessionsAcrossInstances(t *testing.T) {
 
 			start := time.Now()
 			ea.Learn(ctx, first)
-			var got []runtimeid.Finding
+			// The session's and the token's uses are published one after
+			// the other: wait for both.
+			var codes []string
 			took := eventually(t, 2*time.Second, "shared use on B", func() bool {
-				var err error
-				got, err = eb.Assess(ctx, tt.then)
+				got, err := eb.Assess(ctx, tt.then)
 				require.NoError(t, err)
-				return len(got) > 0
+				codes = codes[:0]
+				for _, f := range got {
+					codes = append(codes, f.Code)
+				}
+				return slices.Equal(codes, tt.want)
 			})
 			t.Logf("seen on B %v after A learned it", took)
-			assert.Less(t, time.Since(start), 100*time.Millisecond)
-			var codes []string
-			for _, f := range got {
-				codes = append(codes, f.Code)
-			}
+			// Typically a few ms; the bound leaves room for a loaded machine.
+			assert.Less(t, time.Since(start), time.Second)
 			assert.Equal(t, tt.want, codes)
 		})
 	}
