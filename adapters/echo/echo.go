@@ -27,6 +27,8 @@
 package echoadapter
 
 import (
+	"sync"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/runtimeid/runtimeid"
@@ -43,9 +45,10 @@ const ContextKey = "runtimeid"
 // context (see [runtimeid.FromContext]). CORS preflights pass
 // unevaluated (see [runtimeid.IsPreflight]). opts apply to every route.
 func Middleware(eng *runtimeid.Engine, opts ...runtimeid.RouteOption) echo.MiddlewareFunc {
+	var routes routeIndex
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			a := eng.RouteAction(c.Request().Method, Pattern(c))
+			a := eng.RouteAction(c.Request().Method, routes.pattern(c))
 			return check(eng, c, a, opts, next)
 		}
 	}
@@ -58,9 +61,10 @@ func Middleware(eng *runtimeid.Engine, opts ...runtimeid.RouteOption) echo.Middl
 func Protect(eng *runtimeid.Engine, name string, s runtimeid.Sensitivity,
 	opts ...runtimeid.RouteOption,
 ) echo.MiddlewareFunc {
+	var routes routeIndex
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			a := adapt.Route(eng, c.Request().Method, Pattern(c), name, s)
+			a := adapt.Route(eng, c.Request().Method, routes.pattern(c), name, s)
 			return check(eng, c, a, opts, next)
 		}
 	}
@@ -93,31 +97,75 @@ func Evaluation(c echo.Context) *runtimeid.Evaluation {
 // Pattern returns the normalised pattern of the route echo matched for
 // c, or "" when no route of the request's method did. echo's context
 // names a path for 404 and 405 responses too, so the path is checked
-// against the routes registered for the method.
-//
-// TODO: the check walks echo's route list on every request (echo keeps no
-// index by method and path); cache it if profiles show it.
+// against the routes registered for the method, by a walk of echo's
+// route list ([Middleware] and [Protect] remember the routes they found).
 func Pattern(c echo.Context) string {
 	path := c.Path()
-	if path == "" || !routed(c, path) {
+	if path == "" || !routed(routeOf(c, path)) {
 		return ""
 	}
 	return adapt.Normalize(path)
 }
 
-// routed reports whether a route for the request's method has the path,
-// on the router that serves the request's host.
-func routed(c echo.Context, path string) bool {
+// route is a route as echo registers it, on the router that serves a
+// request's host.
+type route struct {
+	router       *echo.Router
+	method, path string
+}
+
+// routeOf returns the route c would run if path is registered.
+func routeOf(c echo.Context, path string) route {
 	e := c.Echo()
 	router := e.Router()
 	if hr, ok := e.Routers()[c.Request().Host]; ok {
 		router = hr
 	}
-	method := c.Request().Method
-	for _, rt := range router.Routes() {
-		if rt.Path == path && rt.Method == method {
+	return route{router: router, method: c.Request().Method, path: path}
+}
+
+// routed reports whether rt is registered: a walk of echo's route list,
+// which echo keeps without an index.
+func routed(rt route) bool {
+	for _, r := range rt.router.Routes() {
+		if r.Path == rt.path && r.Method == rt.method {
 			return true
 		}
 	}
 	return false
+}
+
+// routeIndex remembers the routes found registered, so that a request
+// to one is checked with a map lookup rather than a walk of echo's list
+// (1.2 µs among 50 routes). echo adds routes but never removes them, so
+// a remembered route stays true; a path not remembered is walked for,
+// which finds routes added since. The index holds registered routes
+// only, so it is bounded by them whatever the requests.
+type routeIndex struct {
+	mu    sync.RWMutex
+	known map[route]struct{}
+}
+
+// pattern is [Pattern] through the index.
+func (x *routeIndex) pattern(c echo.Context) string {
+	path := c.Path()
+	if path == "" {
+		return ""
+	}
+	rt := routeOf(c, path)
+	x.mu.RLock()
+	_, ok := x.known[rt]
+	x.mu.RUnlock()
+	if !ok {
+		if !routed(rt) {
+			return ""
+		}
+		x.mu.Lock()
+		if x.known == nil {
+			x.known = make(map[route]struct{})
+		}
+		x.known[rt] = struct{}{}
+		x.mu.Unlock()
+	}
+	return adapt.Normalize(path)
 }
