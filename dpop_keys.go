@@ -45,7 +45,8 @@ func newProofKeys() *proofKeys {
 
 // get returns the checked key data holds for alg, from the cache or
 // parsed afresh.
-func (c *proofKeys) get(data json.RawMessage, alg jwa.SignatureAlgorithm) (*checkedProofKey, *TokenError) {
+func (c *proofKeys) get(data json.RawMessage,
+	alg jwa.SignatureAlgorithm) (*checkedProofKey, *TokenError) {
 	id := string(alg) + "\x00" + string(data)
 	c.mu.Lock()
 	pk, ok := c.lru.Get(id)

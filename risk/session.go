@@ -437,12 +437,10 @@ func SharedSessionKey(subject, id string) string {
 }
 
 // countRequest counts the request for its subject and its client
-// address, and returns the higher of the two rates per minute. The
-// caller holds mu.
-// countRequest counts the request against its subject and its address
-// and returns the higher rate. An evaluation that reuses an earlier one
-// of the same request ([runtimeid.Evaluation.Reused]) reads the rates
-// without counting it again.
+// address, and returns the higher of the two rates per minute. An
+// evaluation that reuses an earlier one of the same request
+// ([runtimeid.Evaluation.Reused]) reads the rates without counting it
+// again. The caller holds mu.
 func (s *SessionEvaluator) countRequest(ev *runtimeid.Evaluation) float64 {
 	var best float64
 	add := !ev.Reused()

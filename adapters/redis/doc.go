@@ -3,7 +3,7 @@
 // baseline learned on one, a revocation received on one and a DPoP
 // proof seen on one hold on all of them.
 //
-// One [Store] gives five views of the shared state:
+// One [Store] gives six views of the shared state:
 //
 //   - [Store.Baselines], a [risk.Store] of subject baselines. Reads are
 //     served from a bounded local cache; a subject missing from it is

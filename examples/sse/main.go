@@ -15,6 +15,10 @@
 // command and serves on 127.0.0.1:8083; the watch rechecks every ten
 // seconds, so a FRESH token's stream ends about five minutes after it
 // was minted.
+//
+// Its issuer and engine come from this repository's internal demo
+// package, so the file cannot be copied into another module as it is;
+// examples/quickstart builds the same parts in the open.
 package main
 
 import (
