@@ -154,7 +154,7 @@ type Options struct {
 	MaxSessionReads int
 
 	// MaxRecentSessionReads bounds the keys remembered as queued for a
-	// read within SessionReadWindow, each about 150 bytes; beyond it,
+	// read within SessionReadWindow, each about 180 bytes; beyond it,
 	// the oldest are forgotten and may be read again at their next
 	// miss. Default [DefaultMaxRecentSessionReads].
 	MaxRecentSessionReads int

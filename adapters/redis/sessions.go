@@ -86,18 +86,23 @@ func newSessions(s *Store) *sessions {
 // Lookup implements [risk.SessionStore]. A miss queues the key for
 // the background read, and answers false at once.
 func (ss *sessions) Lookup(kind, key string) (risk.SessionUse, bool) {
-	k := kind + ":" + key
 	ss.mu.Lock()
-	u, ok := ss.uses.Get(k)
+	u, ok := ss.uses.Get(kind + ":" + key)
 	ss.mu.Unlock()
 	now := ss.s.opts.Now()
 	if ok && !ss.expired(u, now) {
 		return u, true
 	}
+	ss.ask(kind+":"+key, now)
+	return risk.SessionUse{}, false
+}
+
+// ask queues k for the background read. It is apart from Lookup so
+// that k, which the queue keeps, is built on the heap on misses only.
+func (ss *sessions) ask(k string, now time.Time) {
 	if ss.reads.ask(k, now) {
 		ss.s.tel.dropSessionReads(context.Background())
 	}
-	return risk.SessionUse{}, false
 }
 
 func (ss *sessions) expired(u risk.SessionUse, now time.Time) bool {

@@ -76,6 +76,16 @@ func (h *readHook) count(cmds []redis.Cmder) bool {
 	return any
 }
 
+// hookedStore builds a store on the shared Redis whose reads of
+// session keys go through a readHook; edit changes its options.
+func hookedStore(t testing.TB, hold bool, edit func(*Options)) (*Store, *readHook) {
+	prefix := testPrefix(t)
+	hook := newReadHook(prefix, hold)
+	c := newClient(t, redisAddr(t))
+	c.AddHook(hook)
+	return newStore(t, c, prefix, edit), hook
+}
+
 // reads returns how often kind:key was read.
 func (h *readHook) reads(kind, key string) int {
 	h.mu.Lock()
@@ -196,13 +206,8 @@ func TestSessionsReadBack(t *testing.T) {
 // TestSessionsReadOnce: a key missing everywhere is read once per
 // SessionReadWindow, however often it is looked up.
 func TestSessionsReadOnce(t *testing.T) {
-	addr := redisAddr(t)
-	prefix := testPrefix(t)
-	hook := newReadHook(prefix, false)
-	c := newClient(t, addr)
-	c.AddHook(hook)
 	now, clk := movableClock()
-	s := newStore(t, c, prefix, func(o *Options) { o.Now = clk })
+	s, hook := hookedStore(t, false, func(o *Options) { o.Now = clk })
 	ss := s.Sessions()
 	lookups := func(n int) {
 		for range n {
@@ -243,13 +248,8 @@ func TestSessionsReadOnce(t *testing.T) {
 // MaxSessionReads keys wait, MaxRecentSessionReads are remembered, and
 // the rest are dropped and counted; the reader then reads what waits.
 func TestSessionsReadQueueBound(t *testing.T) {
-	addr := redisAddr(t)
-	prefix := testPrefix(t)
-	hook := newReadHook(prefix, true)
-	c := newClient(t, addr)
-	c.AddHook(hook)
 	meters := newCounted()
-	s := newStore(t, c, prefix, func(o *Options) {
+	s, hook := hookedStore(t, true, func(o *Options) {
 		o.Now, o.MeterProvider = clock, meters
 		o.MaxRecentSessionReads = 2000
 		o.Timeout = time.Minute // the held read is not a failed one
