@@ -27,7 +27,10 @@
 //     Lookups never leave the process; a recorded use is applied
 //     locally, then written to Redis with a TTL and published in the
 //     background, and every instance puts the published uses into its
-//     own cache as they arrive. A token replayed on another instance is
+//     own cache as they arrive. A session or token a lookup misses is
+//     read from Redis in the background, so an instance that starts
+//     late or comes back from an outage misses a use published before
+//     once, then finds it. A token replayed on another instance is
 //     token_replay there, and a session used from two distant places
 //     on two instances is concurrent_session_far_apart. Request rates
 //     (request_burst) stay per instance.

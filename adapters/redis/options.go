@@ -74,6 +74,18 @@ const (
 	// DefaultSessionTTL is how long a session use is kept: the
 	// session evaluator's default concurrent window.
 	DefaultSessionTTL = risk.DefaultConcurrentWindow
+
+	// DefaultMaxSessionReads bounds the session keys waiting to be
+	// read from Redis after a cache miss.
+	DefaultMaxSessionReads = 4096
+
+	// DefaultMaxRecentSessionReads bounds the session keys
+	// remembered as read lately.
+	DefaultMaxRecentSessionReads = 100_000
+
+	// DefaultSessionReadWindow is how long a session key read from
+	// Redis is not read again.
+	DefaultSessionReadWindow = time.Minute
 )
 
 // Options configure [New]. Only Client is required; the zero value of
@@ -112,8 +124,8 @@ type Options struct {
 	// Default [DefaultFlushInterval].
 	FlushInterval time.Duration
 
-	// FlushBatch is the most subjects written in one pipeline.
-	// Default [DefaultFlushBatch].
+	// FlushBatch is the most subjects written, or session keys read,
+	// in one pipeline. Default [DefaultFlushBatch].
 	FlushBatch int
 
 	// BaselineTTL is how long Redis keeps a baseline no instance
@@ -134,6 +146,24 @@ type Options struct {
 	// Redis. Set it to at least [risk.SessionOptions.ConcurrentWindow].
 	// Default [DefaultSessionTTL].
 	SessionTTL time.Duration
+
+	// MaxSessionReads bounds the session and token keys waiting to be
+	// read from Redis after a lookup missed them locally; beyond it,
+	// further misses are not read, and counted. Default
+	// [DefaultMaxSessionReads].
+	MaxSessionReads int
+
+	// MaxRecentSessionReads bounds the keys remembered as queued for a
+	// read within SessionReadWindow, each about 180 bytes; beyond it,
+	// the oldest are forgotten and may be read again at their next
+	// miss. Default [DefaultMaxRecentSessionReads].
+	MaxRecentSessionReads int
+
+	// SessionReadWindow is how long a key queued for a read, whether
+	// Redis had it or not, is not queued again: within it, a session
+	// or token still missing is read at most once. Default
+	// [DefaultSessionReadWindow].
+	SessionReadWindow time.Duration
 
 	// MaxListedApprovals bounds the approvals of one subject that
 	// [Store.Approvals] lists for the approval endpoint: beyond it,
@@ -190,6 +220,8 @@ func (o *Options) setDefaults() error {
 		{"MaxSessions", &o.MaxSessions, DefaultMaxSessions},
 		{"MaxPendingSessions", &o.MaxPendingSessions, DefaultMaxPendingSessions},
 		{"MaxListedApprovals", &o.MaxListedApprovals, DefaultMaxListedApprovals},
+		{"MaxSessionReads", &o.MaxSessionReads, DefaultMaxSessionReads},
+		{"MaxRecentSessionReads", &o.MaxRecentSessionReads, DefaultMaxRecentSessionReads},
 	}
 	for _, f := range ints {
 		if err := setPositive(f.name, f.v, f.def); err != nil {
@@ -208,6 +240,7 @@ func (o *Options) setDefaults() error {
 		{"ProbeInterval", &o.ProbeInterval, DefaultProbeInterval},
 		{"MaxBackoff", &o.MaxBackoff, DefaultMaxBackoff},
 		{"SessionTTL", &o.SessionTTL, DefaultSessionTTL},
+		{"SessionReadWindow", &o.SessionReadWindow, DefaultSessionReadWindow},
 	}
 	for _, f := range durations {
 		if err := setPositive(f.name, f.v, f.def); err != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/redis/go-redis/v9"
@@ -28,17 +29,28 @@ import (
 // [Options.SessionTTL]) and publishes them, and every instance puts
 // the uses it receives into its own cache at once.
 //
+// A lookup that misses the cache queues its key, without waiting, for
+// a background reader, which reads the queued keys from Redis in
+// pipelines and caches the uses it finds, unless a later use of the
+// same key is cached already. So an instance that starts late, or
+// comes back from an outage, learns the uses published before: the
+// first lookup of a session misses, those after the read find its
+// use. A
+// key queued once, found or not, is not queued again within
+// [Options.SessionReadWindow] (at most [Options.MaxRecentSessionReads]
+// keys are remembered); at most [Options.MaxSessionReads] keys wait,
+// and the misses beyond are not read, and counted.
+//
 // While Redis is unreachable, each instance compares with the uses it
 // holds; at most [Options.MaxPendingSessions] uses wait to be written,
-// and the uses of further sessions are dropped and counted. An
-// instance does not learn the uses published while its subscription
-// was down.
+// and the uses of further sessions are dropped and counted. Failed
+// reads are counted, and a key whose read failed is read again at its
+// next miss.
 //
-// TODO: Redis keeps every use for SessionTTL, but nothing reads it
-// back yet: an instance that starts, or comes back from an outage,
-// knows only the uses published since. A background read of a session
-// missing from the cache would close that gap without adding a round
-// trip to the request path.
+// TODO: a use the cache holds is not read again: an instance whose
+// subscription was down keeps the older use of a session it cached
+// before, until a newer use is published. Re-reading the cached keys
+// on resubscribing, as the baselines are, would close that gap.
 func (s *Store) Sessions() risk.SessionStore { return s.sessions }
 
 var _ risk.SessionStore = (*sessions)(nil)
@@ -54,6 +66,9 @@ type sessions struct {
 	// dropped counts the uses dropped because the queue was full.
 	dropped atomic.Int64
 
+	// reads queues the keys lookups missed, for readLoop.
+	reads *sessionReads
+
 	// mu guards uses and pending, both keyed by kind:key.
 	mu      sync.Mutex
 	uses    *simplelru.LRU[string, risk.SessionUse]
@@ -64,18 +79,34 @@ func newSessions(s *Store) *sessions {
 	// NewLRU fails only for a size below one.
 	uses, _ := simplelru.NewLRU[string, risk.SessionUse](s.opts.MaxSessions, nil)
 	return &sessions{s: s, uses: uses, wake: make(chan struct{}, 1),
+		reads:   newSessionReads(&s.opts),
 		pending: make(map[string]risk.SessionUse)}
 }
 
-// Lookup implements [risk.SessionStore].
+// Lookup implements [risk.SessionStore]. A miss queues the key for
+// the background read, and answers false at once.
 func (ss *sessions) Lookup(kind, key string) (risk.SessionUse, bool) {
 	ss.mu.Lock()
 	u, ok := ss.uses.Get(kind + ":" + key)
 	ss.mu.Unlock()
-	if !ok || ss.s.opts.Now().Sub(u.Time) > ss.s.opts.SessionTTL {
-		return risk.SessionUse{}, false
+	now := ss.s.opts.Now()
+	if ok && !ss.expired(u, now) {
+		return u, true
 	}
-	return u, true
+	ss.ask(kind+":"+key, now)
+	return risk.SessionUse{}, false
+}
+
+// ask queues k for the background read. It is apart from Lookup so
+// that k, which the queue keeps, is built on the heap on misses only.
+func (ss *sessions) ask(k string, now time.Time) {
+	if ss.reads.ask(k, now) {
+		ss.s.tel.dropSessionReads(context.Background())
+	}
+}
+
+func (ss *sessions) expired(u risk.SessionUse, now time.Time) bool {
+	return now.Sub(u.Time) > ss.s.opts.SessionTTL
 }
 
 // Record implements [risk.SessionStore].
@@ -116,12 +147,29 @@ func newer(a, b risk.SessionUse) risk.SessionUse {
 
 // receive installs uses other instances published.
 func (ss *sessions) receive(items []item) {
+	keys := make([]string, len(items))
+	data := make([][]byte, len(items))
+	for i, it := range items {
+		keys[i], data[i] = it.Key, it.Data
+	}
+	ss.installAll(keys, data)
+}
+
+// installAll installs the encoded use data[i] of each keys[i], unless
+// it is empty, unreadable or older than SessionTTL.
+func (ss *sessions) installAll(keys []string, data [][]byte) {
+	now := ss.s.opts.Now()
+	uses := make([]risk.SessionUse, len(data))
+	ok := make([]bool, len(data))
+	for i, d := range data {
+		ok[i] = len(d) > 0 && json.Unmarshal(d, &uses[i]) == nil &&
+			!ss.expired(uses[i], now)
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for _, it := range items {
-		var u risk.SessionUse
-		if json.Unmarshal(it.Data, &u) == nil {
-			ss.install(it.Key, u)
+	for i, k := range keys {
+		if ok[i] {
+			ss.install(k, uses[i])
 		}
 	}
 }

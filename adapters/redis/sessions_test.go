@@ -205,3 +205,22 @@ func BenchmarkSessionsRecord(b *testing.B) {
 			risk.SessionUse{Time: testNow.Add(time.Duration(i))})
 	}
 }
+
+// BenchmarkSessionsLookupMiss looks up keys no instance recorded: each
+// miss is queued for the background read, or dropped once
+// MaxSessionReads wait.
+func BenchmarkSessionsLookupMiss(b *testing.B) {
+	addr := redisAddr(b)
+	s := newStore(b, newClient(b, addr), testPrefix(b), withClock)
+	ss := s.Sessions()
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = risk.SharedSessionKey("alice", strconv.Itoa(i))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ss.Lookup(risk.SessionKindJTI, keys[i%len(keys)])
+		i++
+	}
+}

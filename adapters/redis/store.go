@@ -71,10 +71,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		ps.Close()
 		return nil, err
 	}
-	s.done.Add(3)
+	s.done.Add(4)
 	go s.subscribe(bg, ps)
 	go s.flushLoop(bg)
 	go s.sessions.loop(bg)
+	go s.sessions.readLoop(bg)
 	return s, nil
 }
 

@@ -14,14 +14,18 @@ const meterName = "github.com/runtimeid/runtimeid/adapters/redis"
 // telemetry are the store's instruments:
 //
 //   - runtimeid.redis.errors: failed Redis operations, by op
-//     ("approvals" for every call of [Store.Approvals]);
+//     ("approvals" for every call of [Store.Approvals], "sessions"
+//     for the writes of session uses, "sessions_read" for their
+//     background reads);
 //   - runtimeid.redis.up: 1 while the shared state is live, 0 while
 //     the store runs on local state or fails closed;
 //   - runtimeid.redis.pending: subjects whose learning waits to be
 //     flushed;
 //   - runtimeid.redis.dropped: learning dropped because MaxPending
-//     subjects were waiting, and (kind "sessions") session uses
-//     dropped because MaxPendingSessions were waiting;
+//     subjects were waiting, (kind "sessions") session uses
+//     dropped because MaxPendingSessions were waiting, and (kind
+//     "session_reads") session keys not read back because
+//     MaxSessionReads were waiting;
 //   - runtimeid.redis.fallbacks: decisions made on local state, by
 //     kind;
 //   - runtimeid.redis.pubsub.lag: seconds from publication to
@@ -85,6 +89,10 @@ func (t *telemetry) drop(ctx context.Context) { t.dropped.Add(ctx, 1) }
 
 func (t *telemetry) dropSessions(ctx context.Context, n int64) {
 	t.dropped.Add(ctx, n, metric.WithAttributes(attribute.String("kind", "sessions")))
+}
+
+func (t *telemetry) dropSessionReads(ctx context.Context) {
+	t.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", "session_reads")))
 }
 
 func (t *telemetry) lag(ctx context.Context, d time.Duration) {
