@@ -45,12 +45,8 @@ import (
 // holds; at most [Options.MaxPendingSessions] uses wait to be written,
 // and the uses of further sessions are dropped and counted. Failed
 // reads are counted, and a key whose read failed is read again at its
-// next miss.
-//
-// TODO: a use the cache holds is not read again: an instance whose
-// subscription was down keeps the older use of a session it cached
-// before, until a newer use is published. Re-reading the cached keys
-// on resubscribing, as the baselines are, would close that gap.
+// next miss. When the subscription comes back, every cached key is read
+// again, so the uses published while it was down replace older ones.
 func (s *Store) Sessions() risk.SessionStore { return s.sessions }
 
 var _ risk.SessionStore = (*sessions)(nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,21 @@ func (ss *sessions) readBack(ctx context.Context, keys []string) error {
 		data[i], _ = c.Bytes()
 	}
 	ss.installAll(keys, data)
+	return nil
+}
+
+// rereadCached reads every cached key again, in pipelines of
+// FlushBatch, after a (re)subscription: the uses published while the
+// subscription was down replace the older ones cached.
+func (ss *sessions) rereadCached(ctx context.Context) error {
+	ss.mu.Lock()
+	keys := ss.uses.Keys()
+	ss.mu.Unlock()
+	for batch := range slices.Chunk(keys, ss.s.opts.FlushBatch) {
+		if err := ss.readBack(ctx, batch); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -396,3 +396,42 @@ func countOf(msgs []string, m string) int {
 	}
 	return n
 }
+
+// TestSessionsRereadAfterResubscribe: a use written to Redis while an
+// instance was not subscribed replaces the older use it cached, once
+// its subscription comes back.
+func TestSessionsRereadAfterResubscribe(t *testing.T) {
+	srv := startServer(t)
+	prefix := testPrefix(t)
+	ctx := t.Context()
+	c := newClient(t, srv.addr)
+	late := newStore(t, newClient(t, srv.addr), prefix, withClock)
+	old := risk.SessionUse{Time: testNow, IP: netip.MustParseAddr("192.0.2.1"),
+		Device: 7, HasDevice: true}
+	late.Sessions().Record(risk.SessionKindSID, "s", old)
+	eventually(t, 2*time.Second, "written", func() bool {
+		return c.Exists(ctx, prefix+"s:sid:s").Val() == 1
+	})
+
+	// Written straight into Redis, without a publish, as by an instance
+	// whose publish this one missed while its subscription was down.
+	newer := old
+	newer.Time, newer.Device = testNow.Add(time.Minute), 9
+	data, err := json.Marshal(newer)
+	require.NoError(t, err)
+	require.NoError(t, c.Set(ctx, prefix+"s:sid:s", data, time.Hour).Err())
+	got, _ := late.Sessions().Lookup(risk.SessionKindSID, "s")
+	require.Equal(t, old, got, "nothing was published")
+
+	// The server keeps its data across a restart; the resubscription
+	// reads the cached key again.
+	srv.stop()
+	eventually(t, 5*time.Second, "down", func() bool { return !late.Healthy() })
+	srv.start()
+	eventually(t, 10*time.Second, "reread", func() bool {
+		got, ok := late.Sessions().Lookup(risk.SessionKindSID, "s")
+		return ok && got.Device == 9
+	})
+	got, _ = late.Sessions().Lookup(risk.SessionKindSID, "s")
+	assert.Equal(t, newer, got)
+}

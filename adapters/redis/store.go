@@ -250,7 +250,7 @@ func (s *Store) receive(ctx context.Context, payload string) {
 
 // resync brings the local state up to date after a (re)subscription:
 // local-only revocations are written, every revocation is re-read and
-// the cached baselines are refreshed.
+// the cached baselines and session uses are refreshed.
 func (s *Store) resync(ctx context.Context) error {
 	if err := s.facts.replayQueued(ctx); err != nil {
 		return err
@@ -258,7 +258,10 @@ func (s *Store) resync(ctx context.Context) error {
 	if err := s.facts.load(ctx); err != nil {
 		return err
 	}
-	return s.baselines.refreshAll(ctx)
+	if err := s.baselines.refreshAll(ctx); err != nil {
+		return err
+	}
+	return s.sessions.rereadCached(ctx)
 }
 
 // flushLoop writes learned baselines every FlushInterval.
