@@ -127,6 +127,10 @@ func (d *Device) Parse(ua string) runtimeid.DeviceSignals {
 	return s
 }
 
+// Len returns the number of user agents cached, at most
+// [DeviceCacheSize].
+func (d *Device) Len() int { return d.cache.Len() }
+
 // ParseUncached is Parse without the cache, for measurements.
 func (d *Device) ParseUncached(ua string) runtimeid.DeviceSignals {
 	ua = truncateUA(ua)

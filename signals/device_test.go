@@ -2,6 +2,7 @@ package signals
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -190,4 +191,18 @@ func BenchmarkDevice(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestDeviceCacheBound: however many distinct user agents arrive, the
+// cache keeps its bound, and what it answers is what a parse gives.
+func TestDeviceCacheBound(t *testing.T) {
+	d := newDevice(64)
+	for i := range 200 {
+		d.Parse(fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64) Firefox/%d.0", i))
+	}
+	assert.Equal(t, 64, d.Len())
+	ua := "Mozilla/5.0 (X11; Linux x86_64) Firefox/199.0"
+	assert.Equal(t, d.ParseUncached(ua), d.Parse(ua))
+	assert.Equal(t, "Firefox", d.Parse(ua).Browser)
+	assert.Equal(t, 64, d.Len())
 }
