@@ -99,7 +99,8 @@ func IsPreflight(r *http.Request) bool {
 // [Evaluation.Recheck]). The signals are collected afresh. A recheck fails
 // closed even when the original route failed open and is audited like any
 // evaluation; it is not counted as a request and baselines do not learn
-// from it (see [Evaluation.Reused]).
+// from it (see [Evaluation.Reused]). An evaluation this engine did not
+// make is refused with [CodeTokenMissing].
 func (e *Engine) Recheck(ctx context.Context, ev *Evaluation) *Evaluation {
 	next := &Evaluation{
 		Time:       e.now(),
@@ -116,10 +117,17 @@ func (e *Engine) Recheck(ctx context.Context, ev *Evaluation) *Evaluation {
 	return next
 }
 
-// stillValid repeats the token checks that depend on time.
+// stillValid repeats the token checks that depend on time. An
+// evaluation another engine made, or one built by hand, has no
+// identity this engine verified: its issuer, audience and keys may be
+// another's.
 func (e *Engine) stillValid(ev *Evaluation, now time.Time) *TokenError {
 	if te, ok := ev.Err.(*TokenError); ok {
 		return te
+	}
+	if ev.engine != e {
+		return &TokenError{Code: CodeTokenMissing,
+			Detail: "evaluation not made by this engine"}
 	}
 	if e.verifier == nil {
 		return nil

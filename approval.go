@@ -443,7 +443,7 @@ func (a *Approvals) StepUp(ctx context.Context, id *Identity,
 	if !ok || !id.IsDelegated() || !acceptsACR(want, ApprovalACR) {
 		return "", time.Time{}, false
 	}
-	decided, ok := a.use(ctx, ref, id)
+	decided, ok := a.use(ctx, ref, id, want)
 	if !ok {
 		return "", time.Time{}, false
 	}
@@ -453,12 +453,18 @@ func (a *Approvals) StepUp(ctx context.Context, id *Identity,
 // use marks the approval used if it answers ref for id: read, check,
 // then a swap that only one caller wins, on any instance sharing the
 // store. A store that cannot answer uses nothing: the challenge
-// stands.
-func (a *Approvals) use(ctx context.Context, ref ApprovalRef, id *Identity) (time.Time, bool) {
+// stands. Nor is an approval decided longer ago than want's max age
+// used: it could not meet the challenge.
+func (a *Approvals) use(ctx context.Context, ref ApprovalRef, id *Identity,
+	want *StepUp) (time.Time, bool) {
 	now := a.opts.Now()
 	ap, ok, err := a.get(ctx, ref.ID)
 	if err != nil || !ok || ap.State != ApprovalApproved ||
 		!now.Before(ap.Expires) || !ap.matches(id, ref.Action) {
+		return time.Time{}, false
+	}
+	as := Identity{ACR: ApprovalACR, AuthTime: ap.Decided}
+	if want != nil && !want.SatisfiedBy(&as, now) {
 		return time.Time{}, false
 	}
 	next := ap

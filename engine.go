@@ -128,7 +128,7 @@ type Input struct {
 // or an [*EvaluationError]. Whatever the error, the decision is set, and it
 // is never [Allow] after an error unless in.FailOpen.
 func (e *Engine) Evaluate(ctx context.Context, in Input) (*Evaluation, error) {
-	ev := &Evaluation{Time: e.now(), Action: in.Action}
+	ev := &Evaluation{Time: e.now(), Action: in.Action, engine: e}
 	ev.Signals.ClientIP = in.ClientIP.Unmap()
 	ev.Signals.Device.UserAgent = truncate(in.UserAgent, MaxUserAgent)
 

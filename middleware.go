@@ -133,12 +133,12 @@ func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evalu
 
 	// Inside this engine's Middleware, which allowed the request, the
 	// token and its proof were verified already; a DPoP proof is single
-	// use and would now read as replayed.
-	if prev := FromContext(ctx); prev != nil && prev.engine == e &&
-		prev.Err == nil && prev.Identity != nil && allowed(prev) {
+	// use and would now read as replayed. The token's expiry is checked
+	// again: the request may have outlived it.
+	if prev := FromContext(ctx); e.nests(r, rt, prev) {
 		ev.Nested = true
 		ev.Credential = prev.Credential
-		e.run(ctx, ev, prev.Identity, nil, rt.failOpen)
+		e.run(ctx, ev, prev.Identity, e.stillValid(prev, ev.Time), rt.failOpen)
 		return ev
 	}
 
@@ -152,6 +152,21 @@ func (e *Engine) evaluateHTTP(r *http.Request, rt *route, pattern string) *Evalu
 	}
 	e.run(ctx, ev, id, tokErr, rt.failOpen)
 	return ev
+}
+
+// nests reports whether r may reuse the identity prev verified: prev
+// is an allow of this engine, and r still carries, as this route
+// accepts it, the very credential prev verified. A request whose
+// Authorization header was replaced or removed since, or whose query
+// token this route refuses, is evaluated afresh.
+func (e *Engine) nests(r *http.Request, rt *route, prev *Evaluation) bool {
+	if prev == nil || prev.engine != e || prev.Err != nil ||
+		prev.Identity == nil || !allowed(prev) {
+		return false
+	}
+	cred, tokErr := e.credential(r, rt.allowQueryToken)
+	return tokErr == nil && cred.Scheme == prev.Credential.Scheme &&
+		cred.Token == prev.Credential.Token
 }
 
 // credential takes the token from exactly one Authorization header (RFC

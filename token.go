@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,7 +94,7 @@ func (c *TokenConfig) check() error {
 			Reason: fmt.Sprintf("must be between 0 and %s", MaxClockSkew)}
 	case c.MaxSize < 0:
 		return &ConfigError{Field: "Token.MaxSize", Reason: "must not be negative"}
-	case contains(c.Types, ""):
+	case slices.ContainsFunc(c.Types, func(t string) bool { return mediaType(t) == "" }):
 		return &ConfigError{Field: "Token.Types", Reason: "holds an empty type"}
 	}
 	if c.ClockSkew == 0 {
@@ -122,9 +123,12 @@ type joseHeader struct {
 // [TokenConfig.Types] names them.
 var otherJWTTypes = []string{"secevent+jwt", "logout+jwt", "dpop+jwt"}
 
-// mediaType is typ as compared: lower case, without "application/".
+// mediaType is typ as compared: lower case, without "application/",
+// surrounding whitespace or media type parameters, so that no spelling
+// of a refused type reads as another.
 func mediaType(typ string) string {
-	typ = strings.ToLower(typ)
+	typ, _, _ = strings.Cut(typ, ";")
+	typ = strings.ToLower(strings.TrimSpace(typ))
 	return strings.TrimPrefix(typ, "application/")
 }
 

@@ -160,11 +160,18 @@ func (a *attempt) fail(ctx context.Context) {
 		identityAttr(a.id))
 }
 
-// cancel gives the attempt's numbers back.
+// cancel gives the attempt's numbers back. A count that a success
+// cleared meanwhile has no number of this attempt's left to give: going
+// below zero would grant attempts past the limit, so that is undone.
 func (a *attempt) cancel(ctx context.Context) {
+	store := a.l.s.opts.Store
 	for i, c := range a.cs {
-		if a.n[i] != 0 {
-			_, _ = a.l.s.opts.Store.Incr(ctx, c.count, -1, failureMemory)
+		if a.n[i] == 0 {
+			continue
+		}
+		n, err := store.Incr(ctx, c.count, -1, failureMemory)
+		if err == nil && n < 0 {
+			_, _ = store.Incr(ctx, c.count, 1, failureMemory)
 		}
 	}
 }
