@@ -129,10 +129,18 @@ func tokenInfo(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo,
 	// the SDK would check it again with the wall clock.
 	return &auth.TokenInfo{
 		Scopes: id.Scopes,
-		UserID: id.Issuer + " " + id.Subject + " " + id.ActingSubject(),
+		UserID: userID(id),
 		Extra: map[string]any{evaluationKey: ev,
 			toolKey: r.Context().Value(toolNameKey{})},
 	}, nil
+}
+
+// userID names who a session belongs to: the issuer, the subject and
+// whoever acts, each quoted, so that no two identities share a name
+// ("b c" acted for by "d" is not "b" acted for by "c d").
+func userID(id *runtimeid.Identity) string {
+	return strconv.Quote(id.Issuer) + " " + strconv.Quote(id.Subject) + " " +
+		strconv.Quote(id.ActingSubject())
 }
 
 func (a *Adapter) protocolAction() runtimeid.Action {

@@ -241,7 +241,19 @@ func TestTokenInfoSeesBearerNextSeesSentHeader(t *testing.T) {
 			assert.Equal(t, sent, got)
 			assert.Equal(t, sent, r.Header)
 			require.NotNil(t, info)
-			assert.Equal(t, "iss alice alice", info.UserID)
+			assert.Equal(t, `"iss" "alice" "alice"`, info.UserID)
 		})
 	}
+}
+
+// TestUserIDIsUnambiguous: identities whose parts differ only in where
+// the spaces fall get different session owners.
+func TestUserIDIsUnambiguous(t *testing.T) {
+	a := &runtimeid.Identity{Issuer: "iss", Subject: "b c",
+		Actor: &runtimeid.Actor{Subject: "d"}}
+	b := &runtimeid.Identity{Issuer: "iss", Subject: "b",
+		Actor: &runtimeid.Actor{Subject: "c d"}}
+	assert.Equal(t, `"iss" "b c" "d"`, userID(a))
+	assert.Equal(t, `"iss" "b" "c d"`, userID(b))
+	assert.NotEqual(t, userID(a), userID(b))
 }
