@@ -145,13 +145,14 @@ func TestApprovalFlow(t *testing.T) {
 
 	// Only alice herself may decide.
 	human := &Identity{Subject: "alice", Issuer: "https://idp"}
-	assert.ErrorIs(t, s.store.Approve(ap.ID, agentIdentity()), ErrApprovalForbidden)
-	assert.ErrorIs(t, s.store.Approve(ap.ID, &Identity{Subject: "bob",
+	assert.ErrorIs(t, s.store.Approve(context.Background(), ap.ID, agentIdentity()),
+		ErrApprovalForbidden)
+	assert.ErrorIs(t, s.store.Approve(context.Background(), ap.ID, &Identity{Subject: "bob",
 		Issuer: "https://idp"}), ErrApprovalForbidden)
-	assert.ErrorIs(t, s.store.Approve("apr_x", human), ErrApprovalNotFound)
+	assert.ErrorIs(t, s.store.Approve(context.Background(), "apr_x", human), ErrApprovalNotFound)
 	s.now = t0.Add(time.Minute)
-	require.NoError(t, s.store.Approve(ap.ID, human))
-	assert.ErrorIs(t, s.store.Deny(ap.ID, human), ErrApprovalClosed)
+	require.NoError(t, s.store.Approve(context.Background(), ap.ID, human))
+	assert.ErrorIs(t, s.store.Deny(context.Background(), ap.ID, human), ErrApprovalClosed)
 
 	// An approval is for one action only.
 	assert.Equal(t, Challenge, s.evaluate(t, "transfer", ap.ID).Decision.Outcome)
@@ -162,7 +163,7 @@ func TestApprovalFlow(t *testing.T) {
 
 	// Single use.
 	assert.Equal(t, Challenge, s.evaluate(t, "export", ap.ID).Decision.Outcome)
-	stored, _ := s.store.Get(ap.ID)
+	stored, _, _ := s.store.Get(context.Background(), ap.ID)
 	assert.Equal(t, ApprovalUsed, stored.State)
 }
 
@@ -171,7 +172,7 @@ func TestApprovalExpires(t *testing.T) {
 	ap, err := s.store.RequestApproval(context.Background(), s.evaluate(t, "export", ""))
 	require.NoError(t, err)
 	human := &Identity{Subject: "alice", Issuer: "https://idp"}
-	require.NoError(t, s.store.Approve(ap.ID, human))
+	require.NoError(t, s.store.Approve(context.Background(), ap.ID, human))
 	s.now = t0.Add(5 * time.Minute)
 	assert.Equal(t, Challenge, s.evaluate(t, "export", ap.ID).Decision.Outcome)
 }
@@ -229,7 +230,7 @@ func TestApprovalHandler(t *testing.T) {
 			assert.Equal(t, tt.status, serve(tt.id, tt.method, tt.body).Code)
 		})
 	}
-	got, _ := s.store.Get(ap.ID)
+	got, _, _ := s.store.Get(context.Background(), ap.ID)
 	assert.Equal(t, ApprovalApproved, got.State)
 }
 

@@ -267,18 +267,20 @@ func (a *Approvals) get(ctx context.Context, id string) (Approval, bool, error) 
 	return a.store.Get(ctx, id)
 }
 
-// Get returns a copy of the approval with the id; false also when the
-// store could not answer.
-func (a *Approvals) Get(id string) (Approval, bool) {
-	ap, ok, err := a.get(context.Background(), id)
-	return ap, ok && err == nil
+// Get returns a copy of the approval with the id, or false when there
+// is none. An error says the store could not answer.
+func (a *Approvals) Get(ctx context.Context, id string) (Approval, bool, error) {
+	ap, ok, err := a.get(ctx, id)
+	if err != nil {
+		return Approval{}, false, fmt.Errorf("runtimeid: approval %q: %w", id, err)
+	}
+	return ap, ok, nil
 }
 
 // Pending returns the subject's approvals still waiting for a
-// decision, oldest first; none also when the store could not answer.
-func (a *Approvals) Pending(issuer, subject string) []Approval {
-	out, _ := a.pending(context.Background(), issuer, subject)
-	return out
+// decision, oldest first. An error says the store could not answer.
+func (a *Approvals) Pending(ctx context.Context, issuer, subject string) ([]Approval, error) {
+	return a.pending(ctx, issuer, subject)
 }
 
 func (a *Approvals) pending(ctx context.Context, issuer, subject string) ([]Approval, error) {
@@ -301,14 +303,14 @@ func (a *Approvals) pending(ctx context.Context, issuer, subject string) ([]Appr
 // the subject the agent acts for, authenticated as themself: an
 // identity that is itself delegated is refused, so no agent approves
 // its own actions.
-func (a *Approvals) Approve(id string, by *Identity) error {
-	_, err := a.decide(context.Background(), id, by, ApprovalApproved)
+func (a *Approvals) Approve(ctx context.Context, id string, by *Identity) error {
+	_, err := a.decide(ctx, id, by, ApprovalApproved)
 	return err
 }
 
 // Deny refuses the approval; the agent's retry stays challenged.
-func (a *Approvals) Deny(id string, by *Identity) error {
-	_, err := a.decide(context.Background(), id, by, ApprovalDenied)
+func (a *Approvals) Deny(ctx context.Context, id string, by *Identity) error {
+	_, err := a.decide(ctx, id, by, ApprovalDenied)
 	return err
 }
 

@@ -143,7 +143,7 @@ func TestApprovalUsedOnceConcurrently(t *testing.T) {
 	s := newApprovalStack(t)
 	ap, err := s.store.RequestApproval(context.Background(), s.evaluate(t, "export", ""))
 	require.NoError(t, err)
-	require.NoError(t, s.store.Approve(ap.ID, &Identity{Subject: "alice",
+	require.NoError(t, s.store.Approve(context.Background(), ap.ID, &Identity{Subject: "alice",
 		Issuer: "https://idp"}))
 
 	ctx := WithApprovalRef(context.Background(), ApprovalRef{ID: ap.ID, Action: "export"})
@@ -198,11 +198,14 @@ func TestApprovalsStoreDown(t *testing.T) {
 
 	_, err := s.store.RequestApproval(ctx, s.evaluate(t, "export", ""))
 	assert.ErrorIs(t, err, errDown)
-	assert.ErrorIs(t, s.store.Approve(id, human), errDown)
-	assert.ErrorIs(t, s.store.Deny(id, human), errDown)
-	_, ok := s.store.Get(id)
+	assert.ErrorIs(t, s.store.Approve(context.Background(), id, human), errDown)
+	assert.ErrorIs(t, s.store.Deny(context.Background(), id, human), errDown)
+	_, ok, err := s.store.Get(ctx, id)
 	assert.False(t, ok)
-	assert.Nil(t, s.store.Pending("https://idp", "alice"))
+	assert.ErrorIs(t, err, errDown)
+	pending, err := s.store.Pending(ctx, "https://idp", "alice")
+	assert.Nil(t, pending)
+	assert.ErrorIs(t, err, errDown)
 	assert.Equal(t, Challenge, s.evaluate(t, "export", id).Decision.Outcome)
 
 	for _, r := range []*http.Request{
@@ -219,7 +222,7 @@ func TestApprovalsStoreDown(t *testing.T) {
 
 	// A made-up id is not looked up.
 	before := broken.calls.Load()
-	assert.ErrorIs(t, s.store.Approve("apr_x", human), ErrApprovalNotFound)
+	assert.ErrorIs(t, s.store.Approve(context.Background(), "apr_x", human), ErrApprovalNotFound)
 	assert.Equal(t, Challenge, s.evaluate(t, "export", "made-up").Decision.Outcome)
 	assert.Equal(t, before, broken.calls.Load())
 }

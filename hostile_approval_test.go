@@ -28,7 +28,7 @@ func TestApprovalNotSpentOnChallengeItCannotMeet(t *testing.T) {
 		Decision: runtimeid.Decision{Outcome: runtimeid.Challenge}}
 	ap, err := a.RequestApproval(context.Background(), ev)
 	require.NoError(t, err)
-	require.NoError(t, a.Approve(ap.ID, &runtimeid.Identity{
+	require.NoError(t, a.Approve(context.Background(), ap.ID, &runtimeid.Identity{
 		Issuer: "https://issuer.test", Subject: "alice"}))
 
 	clock = now.Add(2 * time.Minute)
@@ -38,7 +38,8 @@ func TestApprovalNotSpentOnChallengeItCannotMeet(t *testing.T) {
 		MaxAge: time.Minute}
 	_, _, ok := a.StepUp(ctx, agent, strict)
 	assert.False(t, ok)
-	got, found := a.Get(ap.ID)
+	got, found, err := a.Get(ctx, ap.ID)
+	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, runtimeid.ApprovalApproved, got.State, "spent for nothing")
 

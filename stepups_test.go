@@ -128,7 +128,7 @@ func TestApprovalNotSpentOnAChallengeItCannotMeet(t *testing.T) {
 	ctx := context.Background()
 	ap, err := s.store.RequestApproval(ctx, s.evaluate(t, "export", ""))
 	require.NoError(t, err)
-	require.NoError(t, s.store.Approve(ap.ID, &Identity{Subject: "alice",
+	require.NoError(t, s.store.Approve(context.Background(), ap.ID, &Identity{Subject: "alice",
 		Issuer: "https://idp"}))
 	ctx = WithApprovalRef(ctx, ApprovalRef{ID: ap.ID, Action: "export"})
 
@@ -137,7 +137,7 @@ func TestApprovalNotSpentOnAChallengeItCannotMeet(t *testing.T) {
 	_, _, ok := s.store.StepUp(ctx, agentIdentity(),
 		&StepUp{ACRValues: []string{"passkey"}})
 	assert.False(t, ok)
-	got, _ := s.store.Get(ap.ID)
+	got, _, _ := s.store.Get(context.Background(), ap.ID)
 	assert.Equal(t, ApprovalApproved, got.State)
 
 	// One that accepts it: reported once, at the approval's time.
@@ -146,6 +146,6 @@ func TestApprovalNotSpentOnAChallengeItCannotMeet(t *testing.T) {
 	assert.Equal(t, ApprovalACR, acr)
 	assert.Equal(t, t0, at)
 	assert.True(t, ok)
-	got, _ = s.store.Get(ap.ID)
+	got, _, _ = s.store.Get(context.Background(), ap.ID)
 	assert.Equal(t, ApprovalUsed, got.State)
 }

@@ -122,7 +122,8 @@ func TestApprovalsAcrossInstances(t *testing.T) {
 	var pending []runtimeid.Approval
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &pending))
 	assert.Equal(t, []runtimeid.Approval{ap}, pending)
-	assert.ErrorIs(t, b.approvals.Approve(ap.ID, agent()), runtimeid.ErrApprovalForbidden)
+	assert.ErrorIs(t, b.approvals.Approve(t.Context(), ap.ID, agent()),
+		runtimeid.ErrApprovalForbidden)
 	rec = b.call(human, http.MethodPost, approveForm(ap.ID))
 	require.Equal(t, http.StatusOK, rec.Code)
 	var decided runtimeid.Approval
@@ -138,10 +139,13 @@ func TestApprovalsAcrossInstances(t *testing.T) {
 	for _, other := range []*approver{a, b, c} {
 		assert.Equal(t, runtimeid.Challenge, other.export(t, ap.ID).Decision.Outcome)
 	}
-	stored, ok := a.approvals.Get(ap.ID)
+	stored, ok, err := a.approvals.Get(t.Context(), ap.ID)
+	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, runtimeid.ApprovalUsed, stored.State)
-	assert.Empty(t, a.approvals.Pending(testIssuer, "alice"))
+	waiting, err := a.approvals.Pending(t.Context(), testIssuer, "alice")
+	require.NoError(t, err)
+	assert.Empty(t, waiting)
 }
 
 // TestApprovalsUsedOnceAcrossInstances retries one approved action on
@@ -153,8 +157,8 @@ func TestApprovalsUsedOnceAcrossInstances(t *testing.T) {
 	ap := ins[0].request(t)
 	var errs [2]error
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = ins[1].approvals.Approve(ap.ID, alice) })
-	wg.Go(func() { errs[1] = ins[2].approvals.Deny(ap.ID, alice) })
+	wg.Go(func() { errs[0] = ins[1].approvals.Approve(context.Background(), ap.ID, alice) })
+	wg.Go(func() { errs[1] = ins[2].approvals.Deny(context.Background(), ap.ID, alice) })
 	wg.Wait()
 	closed := 0
 	for _, err := range errs {
@@ -166,7 +170,7 @@ func TestApprovalsUsedOnceAcrossInstances(t *testing.T) {
 	require.Equal(t, 1, closed, "one decision wins")
 	if errs[0] != nil {
 		ap = ins[0].request(t)
-		require.NoError(t, ins[1].approvals.Approve(ap.ID, alice))
+		require.NoError(t, ins[1].approvals.Approve(context.Background(), ap.ID, alice))
 	}
 
 	var allowed atomic.Int32
@@ -197,7 +201,7 @@ func TestApprovalsFailClosed(t *testing.T) {
 	in := newApprover(t, w, store, clock)
 	human := w.mint("s-h", false)
 	ap := in.request(t)
-	require.NoError(t, in.approvals.Approve(ap.ID, alice))
+	require.NoError(t, in.approvals.Approve(context.Background(), ap.ID, alice))
 
 	srv.stop()
 	got := in.export(t, ap.ID)
@@ -205,7 +209,7 @@ func TestApprovalsFailClosed(t *testing.T) {
 	assert.False(t, got.Decision.SteppedUp)
 	_, err := in.approvals.RequestApproval(context.Background(), in.export(t, ""))
 	assert.ErrorIs(t, err, ErrUnavailable)
-	assert.ErrorIs(t, in.approvals.Deny(ap.ID, alice), ErrUnavailable)
+	assert.ErrorIs(t, in.approvals.Deny(context.Background(), ap.ID, alice), ErrUnavailable)
 	assert.Equal(t, http.StatusServiceUnavailable,
 		in.call(human, http.MethodPost, approveForm(ap.ID)).Code)
 	assert.Equal(t, http.StatusServiceUnavailable, in.call(human, http.MethodGet, "").Code)
@@ -213,8 +217,8 @@ func TestApprovalsFailClosed(t *testing.T) {
 
 	srv.start()
 	eventually(t, 10*time.Second, "redis back", func() bool {
-		_, ok := in.approvals.Get(ap.ID)
-		return ok
+		_, ok, err := in.approvals.Get(t.Context(), ap.ID)
+		return ok && err == nil
 	})
 	assert.Equal(t, runtimeid.Allow, in.export(t, ap.ID).Decision.Outcome)
 	assert.Equal(t, runtimeid.Challenge, in.export(t, ap.ID).Decision.Outcome)
@@ -235,14 +239,17 @@ func TestApprovalsListBounded(t *testing.T) {
 		made = append(made, in.request(t))
 		now.Add(int64(time.Second))
 	}
-	assert.Equal(t, made[1:], in.approvals.Pending(testIssuer, "alice"))
-	require.NoError(t, in.approvals.Approve(made[0].ID, alice))
+	pending, err := in.approvals.Pending(t.Context(), testIssuer, "alice")
+	require.NoError(t, err)
+	assert.Equal(t, made[1:], pending)
+	require.NoError(t, in.approvals.Approve(context.Background(), made[0].ID, alice))
 
 	// Unknown and malformed ids are not found; a foreign record is
 	// refused.
-	_, ok := in.approvals.Get("apr_" + strings.Repeat("0", 32))
+	_, ok, err := in.approvals.Get(t.Context(), "apr_"+strings.Repeat("0", 32))
+	require.NoError(t, err)
 	assert.False(t, ok)
-	_, _, err := decodeApproval(made[0].ID, []byte(`{"id":"apr_other"}`))
+	_, _, err = decodeApproval(made[0].ID, []byte(`{"id":"apr_other"}`))
 	assert.ErrorContains(t, err, "redisstore: malformed approval")
 	_, _, err = decodeApproval(made[0].ID, []byte(`{`))
 	assert.ErrorContains(t, err, "redisstore: malformed approval")
@@ -255,10 +262,11 @@ func TestApprovalsExpireAcrossInstances(t *testing.T) {
 	ins := approvers(t, newWorld(t), 2, at)
 
 	ap := ins[0].request(t)
-	require.NoError(t, ins[0].approvals.Approve(ap.ID, alice))
+	require.NoError(t, ins[0].approvals.Approve(context.Background(), ap.ID, alice))
 	now.Store(ap.Expires.UnixNano())
 	assert.Equal(t, runtimeid.Challenge, ins[1].export(t, ap.ID).Decision.Outcome)
-	assert.ErrorIs(t, ins[1].approvals.Deny(ap.ID, alice), runtimeid.ErrApprovalClosed)
+	assert.ErrorIs(t, ins[1].approvals.Deny(t.Context(), ap.ID, alice),
+		runtimeid.ErrApprovalClosed)
 }
 
 // movableClock starts at testNow; the store's goroutines read it
@@ -299,7 +307,7 @@ func BenchmarkApprovalLifecycle(b *testing.B) {
 	ins := approvers(b, newWorld(b), 3, clock)
 	for b.Loop() {
 		ap := ins[0].request(b)
-		require.NoError(b, ins[1].approvals.Approve(ap.ID, alice))
+		require.NoError(b, ins[1].approvals.Approve(context.Background(), ap.ID, alice))
 		require.Equal(b, runtimeid.Allow, ins[2].export(b, ap.ID).Decision.Outcome)
 		require.Equal(b, runtimeid.Challenge, ins[0].export(b, ap.ID).Decision.Outcome)
 	}
