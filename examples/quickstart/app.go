@@ -51,6 +51,10 @@ type options struct {
 	// ssfKeys are the transmitter's keys when -ssf-jwks was loaded
 	// already (the demo passes its own).
 	ssfKeys runtimeid.KeySource
+
+	// signer is the built-in issuer, nil with -jwks. On a loopback
+	// -addr, with the built-in step-up, it signs browsers in at /signin.
+	signer *issuer
 }
 
 // service is the protected API and everything behind it.
@@ -62,6 +66,7 @@ type service struct {
 	ssf     *ssf.Receiver     // nil without -ssf-issuer
 	shared  *redisstore.Store // nil without -redis
 	stepUp  *stepup.Service   // nil with -stepup-url
+	signIn  *signIn           // nil unless mounted: see options.signer
 }
 
 func (s *service) Close() {
@@ -142,6 +147,7 @@ func newService(ctx context.Context, o options, keys runtimeid.KeySource,
 			return nil, err
 		}
 		stepUpURL, stepUps = "/stepup/", s.stepUp
+		s.signIn = newSignIn(o.signer, o.addr, now)
 	}
 	enforcer, err := decision.NewEnforcer(decision.Options{StepUpURL: stepUpURL,
 		Realm: "quickstart", DPoP: dpop})
@@ -284,6 +290,9 @@ func (s *service) routes() http.Handler {
 		return mux
 	}
 	mux.Handle("/stepup/", s.stepUp.Handler())
+	if s.signIn != nil {
+		s.signIn.register(mux)
+	}
 	// Browsers carry their token in a cookie, for the step-up page.
 	return stepup.CookieToken(tokenCookie)(mux)
 }

@@ -92,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if iss, err = newIssuer(o.issuer, o.audience); err != nil {
 			return err
 		}
+		o.signer = iss
 		keys, err = runtimeid.StaticKeys(iss.public)
 	case isURL(o.jwks):
 		keys, err = runtimeid.RemoteKeys(ctx, o.jwks, runtimeid.RemoteKeysOptions{Logger: logger})
@@ -120,6 +121,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if svc.signIn != nil {
+		fmt.Fprintf(stdout, "Sign in with a browser (a demo page, never for production): %s\n\n",
+			svc.signIn.URL())
+	}
 	fmt.Fprintf(stdout, "listening on http://%s (audit events go to stderr)\n", o.addr)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -134,18 +139,11 @@ func isURL(s string) bool {
 // printSamples prints curl commands with tokens from the built-in issuer.
 func printSamples(w io.Writer, iss *issuer, addr string) error {
 	now := time.Now()
-	fresh, err := iss.mint(grant{
-		sub: "alice", sid: "alice-1",
-		issued: now, authTime: now,
-		acr: "urn:quickstart:mfa",
-	})
+	fresh, err := iss.login("alice", "alice-1", now, 0)
 	if err != nil {
 		return err
 	}
-	stale, err := iss.mint(grant{
-		sub: "alice", sid: "alice-1",
-		issued: now, authTime: now.Add(-time.Hour),
-	})
+	stale, err := iss.login("alice", "alice-1", now, time.Hour)
 	if err != nil {
 		return err
 	}

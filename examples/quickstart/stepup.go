@@ -19,16 +19,7 @@ const tokenCookie = "quickstart_token"
 // it records for a session meets the next challenge of that session.
 func newStepUp(o options, tok runtimeid.TokenConfig, store stepup.Store,
 	now func() time.Time, logger *slog.Logger) (*stepup.Service, error) {
-	// WebAuthn needs a host name, not an address: browsers must use
-	// localhost.
-	host, port, err := net.SplitHostPort(o.addr)
-	if err != nil || host == "" || host == "127.0.0.1" || host == "::1" {
-		host = "localhost"
-	}
-	origin := "http://" + host
-	if port != "" {
-		origin += ":" + port
-	}
+	host, origin := browserOrigin(o.addr)
 	return stepup.New(stepup.Options{
 		Token:       tok,
 		TokenCookie: tokenCookie,
@@ -39,4 +30,19 @@ func newStepUp(o options, tok runtimeid.TokenConfig, store stepup.Store,
 		Logger:      logger,
 		Now:         now,
 	})
+}
+
+// browserOrigin is the host name and origin browsers must use to reach
+// the quickstart listening on addr. WebAuthn needs a host name, not an
+// address: on a loopback address, browsers must use localhost.
+func browserOrigin(addr string) (host, origin string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "127.0.0.1" || host == "::1" {
+		host = "localhost"
+	}
+	origin = "http://" + host
+	if port != "" {
+		origin += ":" + port
+	}
+	return host, origin
 }
