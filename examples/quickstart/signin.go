@@ -109,18 +109,18 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	// Login CSRF: another site must not sign this browser in as
 	// someone else. Browsers send Origin with every POST form.
 	if r.Header.Get("Origin") != si.origin || r.Host != si.host {
-		plain(w, http.StatusForbidden, "quickstart: cross-site sign-in refused")
+		http.Error(w, "quickstart: cross-site sign-in refused", http.StatusForbidden)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, signInMaxBody)
 	if err := r.ParseForm(); err != nil {
-		plain(w, http.StatusBadRequest, "quickstart: unreadable sign-in form")
+		http.Error(w, "quickstart: unreadable sign-in form", http.StatusBadRequest)
 		return
 	}
 	user, login := r.PostForm.Get("user"), r.PostForm.Get("login")
 	age, ok := findAge(login)
 	if !ok || !slices.Contains(demoUsers, user) {
-		plain(w, http.StatusBadRequest, "quickstart: unknown user or login age")
+		http.Error(w, "quickstart: unknown user or login age", http.StatusBadRequest)
 		return
 	}
 
@@ -128,7 +128,7 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	now := si.now()
 	token, err := si.iss.login(user, user+"-"+newJTI(), now, age.age)
 	if err != nil {
-		plain(w, http.StatusInternalServerError, "quickstart: minting failed")
+		http.Error(w, "quickstart: minting failed", http.StatusInternalServerError)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -170,7 +170,7 @@ func findAge(value string) (loginAge, bool) {
 func (si *signIn) render(w http.ResponseWriter, status int, name string, data any) {
 	var buf bytes.Buffer
 	if err := signInTmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		plain(w, http.StatusInternalServerError, "quickstart: page failed")
+		http.Error(w, "quickstart: page failed", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
@@ -184,13 +184,4 @@ func (si *signIn) render(w http.ResponseWriter, status int, name string, data an
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
-}
-
-func plain(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write([]byte(msg + "\n"))
 }
