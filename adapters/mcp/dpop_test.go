@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,14 +50,19 @@ type dpopServer struct {
 	t      *testing.T
 	issuer *esKey
 	url    string
+
+	// rawURL serves the same server without [mcp.Adapter.Handler]:
+	// only the middleware checks its calls.
+	rawURL string
 }
 
-func newDPoPServer(t *testing.T) *dpopServer {
+// newDPoPServer starts the server; hostToken is the adapter's
+// [mcp.Options.Token].
+func newDPoPServer(t *testing.T,
+	hostToken func(context.Context) (string, error)) *dpopServer {
 	t.Helper()
 	s := &dpopServer{t: t, issuer: newESKey(t, "mcp")}
-	set := jwk.NewSet()
-	require.NoError(t, set.AddKey(s.issuer.public))
-	keys, err := runtimeid.StaticKeys(set)
+	keys, err := runtimeid.StaticKeys(keySet(t, s.issuer))
 	require.NoError(t, err)
 
 	now := func() time.Time { return dpopNow }
@@ -73,24 +79,31 @@ func newDPoPServer(t *testing.T) *dpopServer {
 		Now:        now,
 	})
 	require.NoError(t, err)
-	a, err := mcp.New(mcp.Options{Engine: eng, Enforcer: enf})
+	a, err := mcp.New(mcp.Options{Engine: eng, Enforcer: enf, Token: hostToken})
 	require.NoError(t, err)
 
 	srv := sdk.NewServer(&sdk.Implementation{Name: "t", Version: "1"}, nil)
 	sdk.AddTool(srv, &sdk.Tool{Name: "whoami"}, whoami)
 	a.Install(srv)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil)
-	hs := httptest.NewServer(a.Handler(h))
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", a.Handler(h))
+	mux.Handle("/raw", h)
+	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
-	s.url = hs.URL + "/mcp"
+	s.url, s.rawURL = hs.URL+"/mcp", hs.URL+"/raw"
 	return s
 }
 
 // whoami answers with the Authorization scheme the tool handler sees,
-// the credential's scheme and the subject.
+// the credential's scheme and the subject. Without HTTP, both schemes
+// are "".
 func whoami(ctx context.Context, req *sdk.CallToolRequest,
 	_ struct{}) (*sdk.CallToolResult, any, error) {
-	scheme, _, _ := strings.Cut(req.Extra.Header.Get("Authorization"), " ")
+	var scheme string
+	if req.Extra != nil {
+		scheme, _, _ = strings.Cut(req.Extra.Header.Get("Authorization"), " ")
+	}
 	ev := runtimeid.FromContext(ctx)
 	text := scheme + " " + ev.Credential.Scheme + " " + ev.Identity.Subject
 	return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: text}}}, nil, nil
@@ -98,18 +111,38 @@ func whoami(ctx context.Context, req *sdk.CallToolRequest,
 
 // token mints an access token for sub, bound to jkt unless it is "".
 func (s *dpopServer) token(sub, jkt string) string {
-	tok := jwt.New()
-	require.NoError(s.t, tok.Set(jwt.IssuerKey, dpopIssuer))
-	require.NoError(s.t, tok.Set(jwt.AudienceKey, "mcp"))
-	require.NoError(s.t, tok.Set(jwt.SubjectKey, sub))
-	require.NoError(s.t, tok.Set(jwt.IssuedAtKey, dpopNow))
-	require.NoError(s.t, tok.Set(jwt.ExpirationKey, dpopNow.Add(time.Hour)))
+	claims := map[string]any{jwt.SubjectKey: sub}
 	if jkt != "" {
-		require.NoError(s.t, tok.Set("cnf", map[string]any{"jkt": jkt}))
+		claims["cnf"] = map[string]any{"jkt": jkt}
 	}
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, s.issuer.priv))
-	require.NoError(s.t, err)
+	return mint(s.t, s.issuer, claims)
+}
+
+// mint signs an access token of dpopIssuer for the audience "mcp",
+// issued at dpopNow and expiring an hour later; claims add to these
+// or replace them.
+func mint(t *testing.T, key *esKey, claims map[string]any) string {
+	t.Helper()
+	all := map[string]any{
+		jwt.IssuerKey: dpopIssuer, jwt.AudienceKey: "mcp",
+		jwt.IssuedAtKey: dpopNow, jwt.ExpirationKey: dpopNow.Add(time.Hour),
+	}
+	maps.Copy(all, claims)
+	tok := jwt.New()
+	for name, v := range all {
+		require.NoError(t, tok.Set(name, v))
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, key.priv))
+	require.NoError(t, err)
 	return string(signed)
+}
+
+// keySet is the public key of k, as a key source's set.
+func keySet(t *testing.T, k *esKey) jwk.Set {
+	t.Helper()
+	set := jwk.NewSet()
+	require.NoError(t, set.AddKey(k.public))
+	return set
 }
 
 // esKey is a fresh P-256 key: the issuer's, or a client's DPoP key.
@@ -163,7 +196,7 @@ func (k *esKey) proof(method, htu, token string) (string, error) {
 
 // authTransport sends every request with a token: with the DPoP
 // scheme and a fresh proof when key is set, as a bearer token
-// otherwise. It keeps the headers of the last POST it sent (the
+// otherwise, and with none when token is "". It keeps the headers of the last POST it sent (the
 // standalone SSE stream is a GET, sent concurrently).
 type authTransport struct {
 	token string
@@ -176,9 +209,11 @@ type authTransport struct {
 
 func (tr *authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	if tr.key == nil {
+	switch {
+	case tr.token == "":
+	case tr.key == nil:
 		r.Header.Set("Authorization", "Bearer "+tr.token)
-	} else {
+	default:
 		htu := *r.URL
 		htu.RawQuery, htu.Fragment = "", ""
 		p, err := tr.key.proof(r.Method, htu.String(), tr.token)
@@ -204,7 +239,13 @@ func (tr *authTransport) lastPost() http.Header {
 
 // connect opens an MCP session over streamable HTTP through tr.
 func (s *dpopServer) connect(tr *authTransport) (*sdk.ClientSession, error) {
-	ct := &sdk.StreamableClientTransport{Endpoint: s.url,
+	return s.connectTo(s.url, tr)
+}
+
+// connectTo opens an MCP session with the endpoint url through tr.
+func (s *dpopServer) connectTo(url string,
+	tr *authTransport) (*sdk.ClientSession, error) {
+	ct := &sdk.StreamableClientTransport{Endpoint: url,
 		HTTPClient: &http.Client{Transport: tr}, MaxRetries: -1}
 	c := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil)
 	return c.Connect(context.Background(), ct, nil)
@@ -243,7 +284,7 @@ const (
 )
 
 func TestStreamableSessionSchemes(t *testing.T) {
-	s := newDPoPServer(t)
+	s := newDPoPServer(t, nil)
 	key := newESKey(t, "")
 	tests := []struct {
 		name string
@@ -272,7 +313,7 @@ func TestStreamableSessionSchemes(t *testing.T) {
 }
 
 func TestStreamableDPoPRefusals(t *testing.T) {
-	s := newDPoPServer(t)
+	s := newDPoPServer(t, nil)
 	key := newESKey(t, "")
 	bound := s.token("alice", key.jkt)
 	tr := &authTransport{token: bound, key: key}

@@ -247,6 +247,9 @@ func (a *Adapter) parseCall(req *jsonrpc.Request) (*toolCall, error) {
 // refusal is the answer to a tool call that may not run.
 type refusal struct {
 	status     int
+	code       int
+	msg        string
+	data       errorData
 	err        *jsonrpc.Error
 	approval   string
 	challenge  string
@@ -266,35 +269,53 @@ type errorData struct {
 // refuse builds the answer to a refused call and, for a challenge of a
 // delegated identity, asks the approver.
 func (a *Adapter) refuse(ctx context.Context, ev *runtimeid.Evaluation) *refusal {
+	rf := a.refusal(ev)
+	if rf.status != http.StatusUnauthorized {
+		return rf
+	}
+	rf.approval = a.requestApproval(ctx, ev)
+	if rf.approval != "" {
+		rf.data.ApprovalID = rf.approval
+		rf.err = rf.encode()
+	}
+	return rf
+}
+
+// refusal builds the answer to a refused request without asking for
+// an approval: only a tool call can be approved.
+func (a *Adapter) refusal(ev *runtimeid.Evaluation) *refusal {
 	d := &ev.Decision
 	reason := d.Reason
 	if reason == "" {
 		reason = runtimeid.CodeEvaluationError
 	}
-	data := errorData{Reason: reason, Outcome: d.Outcome.String()}
-	rf := &refusal{status: http.StatusOK}
-	code, msg := CodeBlocked, "runtimeid: blocked: "+reason
+	rf := &refusal{status: http.StatusOK, code: CodeBlocked,
+		msg:  "runtimeid: blocked: " + reason,
+		data: errorData{Reason: reason, Outcome: d.Outcome.String()}}
 	switch {
 	case ev.Err != nil:
-		data.Outcome = runtimeid.Block.String()
+		rf.data.Outcome = runtimeid.Block.String()
 	case d.Outcome == runtimeid.Challenge:
-		code, msg = CodeStepUpRequired, "runtimeid: step-up required: "+reason
+		rf.code, rf.msg = CodeStepUpRequired, "runtimeid: step-up required: "+reason
 		rf.status = http.StatusUnauthorized
 		if s := d.StepUp; s != nil {
-			data.ACRValues = s.ACRValues
-			data.MaxAge = int64(s.MaxAge / time.Second)
+			rf.data.ACRValues = s.ACRValues
+			rf.data.MaxAge = int64(s.MaxAge / time.Second)
 		}
-		rf.approval = a.requestApproval(ctx, ev)
-		data.ApprovalID = rf.approval
 	case slices.Contains(a.opts.ThrottleReasons, reason):
-		code, msg = CodeThrottled, "runtimeid: throttled: "+reason
+		rf.code, rf.msg = CodeThrottled, "runtimeid: throttled: "+reason
 		rf.status = http.StatusTooManyRequests
 		rf.retryAfter = a.opts.RetryAfter
-		data.RetryAfter = int64(rf.retryAfter / time.Second)
+		rf.data.RetryAfter = int64(rf.retryAfter / time.Second)
 	}
-	raw, _ := json.Marshal(data)
-	rf.err = &jsonrpc.Error{Code: int64(code), Message: msg, Data: raw}
+	rf.err = rf.encode()
 	return rf
+}
+
+// encode is the JSON-RPC error of the refusal.
+func (rf *refusal) encode() *jsonrpc.Error {
+	raw, _ := json.Marshal(rf.data)
+	return &jsonrpc.Error{Code: int64(rf.code), Message: rf.msg, Data: raw}
 }
 
 func (a *Adapter) requestApproval(ctx context.Context, ev *runtimeid.Evaluation) string {

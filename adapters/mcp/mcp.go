@@ -43,6 +43,7 @@
 package mcp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -108,6 +109,29 @@ type Options struct {
 	// are not tool calls, and makes the WWW-Authenticate header of
 	// challenges. Nil means a [decision.Enforcer] with no realm.
 	Enforcer runtimeid.Enforcer
+
+	// Token gives the access token of a request that did not come over
+	// HTTP (stdio, an in-memory transport), as a host that starts a
+	// local MCP server hands it the user's or the agent's token. It is
+	// called for every tools/call and tools/list, with the request's
+	// context, so the host may rotate the token; it must be safe for
+	// concurrent use. The engine verifies the token exactly as it does
+	// a bearer token over HTTP: the same keys, issuer, audience,
+	// lifetime and identity validators (revocation included). A token
+	// bound to a key (DPoP cnf.jkt, mTLS x5t#S256) is refused, since no
+	// proof can come with it. An error, or an empty token when the
+	// engine checks tokens, refuses the call with token_missing; an
+	// error refuses it even when the engine skips authentication, and
+	// since the engine never sees such a call, it is not audited.
+	// Surrounding white space is trimmed.
+	//
+	// A request that came over HTTP never uses Token: its own bearer
+	// token identifies it. Set Token only on a server whose every
+	// connection is local. The SDK's SSEHandler gives the middleware
+	// no HTTP request, so a call over it would get this token's
+	// identity: never serve a server with Token set over SSEHandler.
+	// Nil means such requests carry no token.
+	Token func(ctx context.Context) (string, error)
 
 	// Policy, when set, filters tools/list: a tool whose action the
 	// policy blocks for the caller, with the signals and risk of the

@@ -161,6 +161,12 @@ func session(t *testing.T, a *Adapter) *sdk.ClientSession {
 		})
 	}
 	a.Install(s)
+	return connect(t, s)
+}
+
+// connect opens a client session with s over in-memory transports.
+func connect(t *testing.T, s *sdk.Server) *sdk.ClientSession {
+	t.Helper()
 	st, ct := sdk.NewInMemoryTransports()
 	ctx := context.Background()
 	_, err := s.Connect(ctx, st, nil)
@@ -256,4 +262,24 @@ func TestUserIDIsUnambiguous(t *testing.T) {
 	assert.Equal(t, `"iss" "b c" "d"`, userID(a))
 	assert.Equal(t, `"iss" "b" "c d"`, userID(b))
 	assert.NotEqual(t, userID(a), userID(b))
+}
+
+// panicky is a policy that panics for every action but the protocol.
+type panicky struct{}
+
+func (panicky) Decide(_ context.Context, ev *runtimeid.Evaluation) (runtimeid.Decision, error) {
+	if ev.Action.Name != DefaultProtocol {
+		panic("policy bug")
+	}
+	return runtimeid.Decision{Outcome: runtimeid.Allow, Rule: "default"}, nil
+}
+
+// TestListHidesToolsOfAPanickingPolicy: a policy's panic hides the
+// tool instead of ending the server.
+func TestListHidesToolsOfAPanickingPolicy(t *testing.T) {
+	a := newAdapter(t, Options{})
+	a.opts.Policy = panicky{}
+	list, err := session(t, a).ListTools(context.Background(), nil)
+	require.NoError(t, err)
+	assert.Empty(t, list.Tools)
 }

@@ -2,6 +2,10 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -16,13 +20,25 @@ func (a *Adapter) Install(s *sdk.Server) { s.AddReceivingMiddleware(a.Middleware
 // filters tools/list.
 //
 // A tools/call that came through [Adapter.Handler] carries its
-// evaluation, which must be an allow of this very tool's action; any
-// other call (stdio, or an HTTP handler not wrapped) is evaluated here
-// with the bearer token of the HTTP request if there was one, so a
-// call without a token fails unless the engine skips authentication.
-// Refused calls get the JSON-RPC error of the package documentation;
-// here a challenge cannot be an HTTP 401. Allowed calls reach the tool
+// evaluation, which must be an allow of this very tool's action. Any
+// other call is evaluated here: one that came over HTTP (a handler not
+// wrapped) with the bearer token of its request, one that did not
+// (stdio, in memory) with the token of [Options.Token]. A call without
+// a token fails unless the engine skips authentication. Refused calls
+// get the JSON-RPC error of the package documentation; here a
+// challenge cannot be an HTTP 401. Allowed calls reach the tool
 // handler with the evaluation and [Options.UsageRecorder] in ctx.
+//
+// A tools/list that did not come over HTTP is evaluated as
+// [Options.Protocol] with the token of [Options.Token], as
+// [Adapter.Handler] evaluates every HTTP request: a refused listing
+// gets the JSON-RPC error, an allowed one is filtered for its
+// identity.
+//
+// TODO: over other transports than HTTP, only tools/call and
+// tools/list are evaluated; initialize, resources, prompts and the
+// rest reach the SDK unchecked, where over HTTP each is evaluated as
+// [Options.Protocol].
 func (a *Adapter) Middleware() sdk.Middleware {
 	return func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
@@ -30,11 +46,7 @@ func (a *Adapter) Middleware() sdk.Middleware {
 			case "tools/call":
 				return a.callTool(ctx, next, method, req)
 			case "tools/list":
-				res, err := next(ctx, method, req)
-				if err == nil {
-					a.filter(ctx, req, res)
-				}
-				return res, err
+				return a.listTools(ctx, next, method, req)
 			}
 			return next(ctx, method, req)
 		}
@@ -88,32 +100,89 @@ func fromRequest(req sdk.Request) (*runtimeid.Evaluation, string) {
 }
 
 // evaluate evaluates a call that did not come through the HTTP layer.
+// Policies see the tool and its arguments as action.attributes, as
+// they do over HTTP.
 func (a *Adapter) evaluate(ctx context.Context, req sdk.Request,
 	p *sdk.CallToolParamsRaw, act runtimeid.Action) *runtimeid.Evaluation {
 	act.Attributes = map[string]any{"tool": p.Name}
+	var args map[string]any
+	if json.Unmarshal(p.Arguments, &args) == nil && args != nil {
+		act.Attributes["arguments"] = args
+	}
 	if id, ok := p.Meta[ApprovalMetaKey].(string); ok && id != "" {
 		ctx = runtimeid.WithApprovalRef(ctx,
 			runtimeid.ApprovalRef{ID: id, Action: act.Name})
 	}
+	return a.evaluateAction(ctx, req, act)
+}
+
+// evaluateAction evaluates act with the request's credential: the
+// bearer token of its HTTP request, or without one, [Options.Token].
+func (a *Adapter) evaluateAction(ctx context.Context, req sdk.Request,
+	act runtimeid.Action) *runtimeid.Evaluation {
 	in := runtimeid.Input{Action: act}
-	if extra := req.GetExtra(); extra != nil && extra.Header != nil {
-		in.Token = bearer(extra.Header)
-		in.UserAgent = extra.Header.Get("User-Agent")
+	if h := httpHeader(req); h != nil {
+		in.Token = bearer(h)
+		in.UserAgent = h.Get("User-Agent")
+	} else if a.opts.Token != nil {
+		tok, err := a.opts.Token(ctx)
+		if err != nil {
+			return noToken(act, err)
+		}
+		in.Token = strings.TrimSpace(tok)
 	}
 	ev, _ := a.opts.Engine.Evaluate(ctx, in)
 	return ev
 }
 
+// httpHeader returns the header of the HTTP request that carried req,
+// or nil when req did not come over HTTP.
+func httpHeader(req sdk.Request) http.Header {
+	if extra := req.GetExtra(); extra != nil {
+		return extra.Header
+	}
+	return nil
+}
+
+// noToken is the refusal of an action whose token [Options.Token]
+// could not give: a missing token, whatever the engine would do
+// without one, since the host meant the call to carry an identity.
+func noToken(act runtimeid.Action, err error) *runtimeid.Evaluation {
+	te := &runtimeid.TokenError{Code: runtimeid.CodeTokenMissing,
+		Detail: "no access token", Err: fmt.Errorf("mcp: token: %w", err)}
+	return &runtimeid.Evaluation{Action: act, Err: te,
+		Decision: runtimeid.Decision{Outcome: runtimeid.Block, Rule: "token",
+			Reason: runtimeid.CodeTokenMissing}}
+}
+
+// listTools answers tools/list. A listing that did not come over HTTP
+// has no evaluation of [Adapter.Handler]; it is evaluated here as
+// [Options.Protocol], and refused unless allowed.
+func (a *Adapter) listTools(ctx context.Context, next sdk.MethodHandler,
+	method string, req sdk.Request) (sdk.Result, error) {
+	base, _ := fromRequest(req)
+	if base == nil && httpHeader(req) == nil {
+		base = a.evaluateAction(ctx, req, a.protocolAction())
+		if !allowed(base) {
+			return nil, a.refusal(base).err
+		}
+	}
+	res, err := next(ctx, method, req)
+	if err == nil {
+		a.filter(ctx, base, res)
+	}
+	return res, err
+}
+
 // filter hides the tools the policy blocks for the caller. It decides
-// with the policy alone, on the listing request's identity, signals
-// and risk: nothing is learned or audited. A tool whose decision fails
-// is hidden.
-func (a *Adapter) filter(ctx context.Context, req sdk.Request, res sdk.Result) {
+// with the policy alone, on the listing's identity, signals and risk
+// (base, nil for none): nothing is learned or audited. A tool whose
+// decision fails is hidden.
+func (a *Adapter) filter(ctx context.Context, base *runtimeid.Evaluation, res sdk.Result) {
 	list, ok := res.(*sdk.ListToolsResult)
 	if !ok || a.opts.Policy == nil {
 		return
 	}
-	base, _ := fromRequest(req)
 	if base == nil {
 		base = &runtimeid.Evaluation{}
 	}
@@ -126,7 +195,16 @@ func (a *Adapter) filter(ctx context.Context, req sdk.Request, res sdk.Result) {
 	list.Tools = kept
 }
 
-func (a *Adapter) visible(ctx context.Context, base *runtimeid.Evaluation, tool string) bool {
+// visible reports whether the policy lets the caller see tool. A
+// policy that panics hides it, as the engine's guard would block the
+// call: the SDK does not recover a method handler's panic.
+func (a *Adapter) visible(ctx context.Context, base *runtimeid.Evaluation,
+	tool string) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
 	act := a.action(tool)
 	act.Attributes = map[string]any{"tool": tool}
 	dry := runtimeid.Evaluation{
