@@ -246,7 +246,7 @@ func TestStdioToken(t *testing.T) {
 		{name: "DPoP-bound", tool: "whoami", want: refused(runtimeid.CodeTokenBinding),
 			token: func(s *stdioServer) string { return s.mint(t, "alice", bound) }},
 		{name: "DPoP-bound, DPoP validator", dpop: true, tool: "whoami",
-			want: refused(runtimeid.CodeDPoPBindingMismatch),
+			want:  refused(runtimeid.CodeDPoPBindingMismatch),
 			token: func(s *stdioServer) string { return s.mint(t, "alice", bound) }},
 	}
 	for _, tt := range tests {
