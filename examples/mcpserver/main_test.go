@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,6 +27,11 @@ func TestFlags(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, options{addr: "127.0.0.1:9", issuer: demoIssuer,
 		audience: demoAudience, trustedProxies: "10.0.0.0/8"}, o)
+
+	err = run([]string{"-stdio"}, strings.NewReader(""), io.Discard, io.Discard,
+		func(string) string { return "" })
+	assert.EqualError(t, err, "-stdio needs -jwks: a key made at start "+
+		"cannot have signed the token in $RUNTIMEID_TOKEN")
 }
 
 func TestMCPNeedsAToken(t *testing.T) {
@@ -38,4 +50,71 @@ func TestMCPNeedsAToken(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	assert.Equal(t, `Bearer realm="shop"`, resp.Header.Get("WWW-Authenticate"))
+}
+
+// startStdio runs the server with args on pipes, RUNTIMEID_TOKEN set
+// to token, and connects a client to it, as a host application would.
+func startStdio(t *testing.T, args []string, token string) *sdk.ClientSession {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	getenv := func(name string) string {
+		if name == tokenEnv {
+			return token
+		}
+		return ""
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(args, inR, outW, io.Discard, getenv)
+		outW.Close()
+	}()
+	ct := &sdk.IOTransport{Reader: outR, Writer: inW}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "host", Version: "1"}, nil).
+		Connect(context.Background(), ct, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		cs.Close()
+		assert.NoError(t, <-done)
+	})
+	return cs
+}
+
+func TestStdio(t *testing.T) {
+	iss, err := shop.NewIssuer(demoIssuer, demoAudience)
+	require.NoError(t, err)
+	raw, err := json.Marshal(iss.Public)
+	require.NoError(t, err)
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	require.NoError(t, os.WriteFile(jwks, raw, 0o600))
+	agent, err := iss.Mint(shop.Grant{Subject: "alice", SessionID: "alice-1",
+		Issued: time.Now(), Actor: "agent-7", ActorClient: "orders-assistant"})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name, token, subject string
+		want                 *jsonrpc.Error
+	}{
+		{name: "agent token", token: agent, subject: "alice"},
+		{name: "no token", want: &jsonrpc.Error{Code: -32060,
+			Message: "runtimeid: blocked: token_missing",
+			Data:    []byte(`{"reason":"token_missing","outcome":"block"}`)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := startStdio(t, []string{"-stdio", "-jwks", jwks}, tt.token)
+			res, err := cs.CallTool(context.Background(),
+				&sdk.CallToolParams{Name: "list_orders"})
+			if tt.want != nil {
+				var got *jsonrpc.Error
+				require.ErrorAs(t, err, &got)
+				assert.Equal(t, tt.want, got)
+				return
+			}
+			require.NoError(t, err)
+			page := res.StructuredContent.(map[string]any)
+			assert.Equal(t, tt.subject, page["subject"])
+			assert.Len(t, page["items"], shop.OrdersPerPage)
+		})
+	}
 }

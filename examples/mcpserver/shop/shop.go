@@ -60,6 +60,10 @@ type Config struct {
 	// Now is the clock of the engine and the approvals; nil means
 	// time.Now.
 	Now func() time.Time
+
+	// Token gives the access token of calls that do not come over
+	// HTTP, such as stdio: the adapter's [mcpadapter.Options.Token].
+	Token func(ctx context.Context) (string, error)
 }
 
 // Shop is the wired server.
@@ -72,6 +76,10 @@ type Shop struct {
 
 	// Handler serves /mcp (streamable HTTP) and /approvals (for users).
 	Handler http.Handler
+
+	// Server is the MCP server behind Handler, for other transports:
+	// its calls are identified by [Config.Token].
+	Server *sdk.Server
 }
 
 // New wires the engine, the adapter and the MCP server.
@@ -109,7 +117,7 @@ func New(cfg Config) (*Shop, error) {
 	}
 	adapter, err := mcpadapter.New(mcpadapter.Options{
 		Engine: engine, Tools: Tools, Enforcer: enforcer, Policy: pol,
-		Approver: approvals, UsageRecorder: agents,
+		Approver: approvals, UsageRecorder: agents, Token: cfg.Token,
 	})
 	if err != nil {
 		return nil, err
@@ -123,7 +131,8 @@ func New(cfg Config) (*Shop, error) {
 	mux.Handle("/mcp", adapter.Handler(streamable))
 	mux.Handle("/approvals",
 		engine.Protect("approve_agent_action", runtimeid.High)(approvals.Handler()))
-	return &Shop{Engine: engine, Agents: agents, Approvals: approvals, Handler: mux}, nil
+	return &Shop{Engine: engine, Agents: agents, Approvals: approvals,
+		Handler: mux, Server: server}, nil
 }
 
 func loadPolicy(path string) (*policy.Policy, error) {
