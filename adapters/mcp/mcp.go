@@ -25,6 +25,16 @@
 //     through the HTTP layer (other transports), and filters
 //     tools/list.
 //
+// Over stdio, or any transport without HTTP, no request carries a
+// token: [Options.Token] gives one, as a host application that starts
+// a local MCP server hands it the user's or the agent's access token.
+// The engine verifies it on every tools/call and tools/list exactly as
+// a bearer token over HTTP (same keys, same identity validators, so a
+// revoked token is refused, and a DPoP-bound token too, since no proof
+// can come with it). Without it, and with token checks on, every call
+// is refused with token_missing. A request that came over HTTP never
+// uses [Options.Token].
+//
 // Answers to a tools/call that may not run, with their stable JSON-RPC
 // codes (the message names the decision's reason, never a rule or an
 // internal error):
@@ -34,6 +44,10 @@
 //	block, throttle      429   [CodeThrottled], with Retry-After
 //	challenge            401   [CodeStepUpRequired], WWW-Authenticate
 //	bad or no token      401   RFC 6750 problem from the enforcer
+//
+// Without HTTP, the same codes answer, and a missing, invalid, expired
+// or revoked token is a block whose reason is the token error's code,
+// such as "runtimeid: blocked: token_expired".
 //
 // A challenge of a delegated identity, with an [Options.Approver], asks
 // the user the agent acts for; the answer carries the approval id in
