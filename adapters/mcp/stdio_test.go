@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,24 +49,12 @@ func (h *hostToken) count() int {
 	return h.calls
 }
 
-// clock is the engine's injected time.
-type clock struct {
-	// mu guards t.
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the engine's injected time: dpopNow, moved on by add.
+type clock struct{ passed atomic.Int64 }
 
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
+func (c *clock) now() time.Time { return dpopNow.Add(time.Duration(c.passed.Load())) }
 
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func (c *clock) add(d time.Duration) { c.passed.Add(int64(d)) }
 
 // revoked refuses the tokens whose jti it holds, as a validator fed by
 // pushed revocations would.
@@ -118,7 +107,7 @@ type stdioServer struct {
 func newStdioServer(t *testing.T, dpop bool) *stdioServer {
 	t.Helper()
 	s := &stdioServer{issuer: newESKey(t, "mcp"), host: &hostToken{},
-		clock: &clock{t: dpopNow}, revoked: &revoked{ids: map[string]bool{}}}
+		clock: &clock{}, revoked: &revoked{ids: map[string]bool{}}}
 	keys, err := runtimeid.StaticKeys(keySet(t, s.issuer))
 	require.NoError(t, err)
 	validators := []runtimeid.IdentityValidator{s.revoked}
