@@ -133,10 +133,11 @@ type Options struct {
 	// a bearer token over HTTP: the same keys, issuer, audience,
 	// lifetime and identity validators (revocation included). A token
 	// bound to a key (DPoP cnf.jkt, mTLS x5t#S256) is refused, since no
-	// proof can come with it. An error, or an empty token when the
-	// engine checks tokens, refuses the call with token_missing; an
-	// error refuses it even when the engine skips authentication, and
-	// since the engine never sees such a call, it is not audited.
+	// proof can come with it. An error (a panic counts as one), or an
+	// empty token when the engine checks tokens, refuses the call with
+	// token_missing; an error refuses it even when the engine skips
+	// authentication, and since the engine never sees such a call, it
+	// is not audited.
 	// Surrounding white space is trimmed.
 	//
 	// A request that came over HTTP never uses Token: its own bearer

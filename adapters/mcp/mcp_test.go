@@ -283,3 +283,25 @@ func TestListHidesToolsOfAPanickingPolicy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list.Tools)
 }
+
+// TestHostTokenFailureRefuses: a host that cannot give a token, by an
+// error or a panic, refuses the call with token_missing, even where
+// the engine skips authentication.
+func TestHostTokenFailureRefuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		token func(context.Context) (string, error)
+	}{
+		{"error", func(context.Context) (string, error) { return "", io.EOF }},
+		{"panic", func(context.Context) (string, error) { panic("host bug") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := session(t, newAdapter(t, Options{Token: tt.token}))
+			_, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "read"})
+			assert.EqualError(t, err, `calling "tools/call": runtimeid: blocked: token_missing`)
+			_, err = cs.ListTools(context.Background(), nil)
+			assert.EqualError(t, err, `calling "tools/list": runtimeid: blocked: token_missing`)
+		})
+	}
+}

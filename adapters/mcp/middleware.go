@@ -125,7 +125,7 @@ func (a *Adapter) evaluateAction(ctx context.Context, req sdk.Request,
 		in.Token = bearer(h)
 		in.UserAgent = h.Get("User-Agent")
 	} else if a.opts.Token != nil {
-		tok, err := a.opts.Token(ctx)
+		tok, err := a.hostToken(ctx)
 		if err != nil {
 			return noToken(act, err)
 		}
@@ -133,6 +133,17 @@ func (a *Adapter) evaluateAction(ctx context.Context, req sdk.Request,
 	}
 	ev, _ := a.opts.Engine.Evaluate(ctx, in)
 	return ev
+}
+
+// hostToken calls [Options.Token]. A panic is an error: the SDK does
+// not recover a method handler's panic, and the server would end.
+func (a *Adapter) hostToken(ctx context.Context) (tok string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			tok, err = "", fmt.Errorf("panicked: %v", p)
+		}
+	}()
+	return a.opts.Token(ctx)
 }
 
 // httpHeader returns the header of the HTTP request that carried req,
