@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runtimeid/runtimeid"
+	"github.com/runtimeid/runtimeid/risk"
 	"github.com/runtimeid/runtimeid/signals/ssf"
 )
 
@@ -134,19 +138,20 @@ func TestQuickstartsShareSessions(t *testing.T) {
 	keys, err := runtimeid.StaticKeys(iss.public)
 	require.NoError(t, err)
 	o := options{issuer: demoIssuer, audience: demoAudience, redis: addr}
-	start := func() *httptest.Server {
+	start := func() (*httptest.Server, *service) {
 		svc, err := newService(context.Background(), o, keys, time.Now,
 			slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
 		srv := httptest.NewServer(svc.handler)
 		t.Cleanup(func() { srv.Close(); svc.Close() })
-		return srv
+		return srv, svc
 	}
-	a, b := start(), start()
+	a, _ := start()
+	b, svcB := start()
 
 	now := time.Now()
-	token, err := iss.mint(grant{sub: "alice-" + newJTI(), sid: "s-" + newJTI(),
-		issued: now, authTime: now})
+	sub, sid := "alice-"+newJTI(), "s-"+newJTI()
+	token, err := iss.mint(grant{sub: sub, sid: sid, issued: now, authTime: now})
 	require.NoError(t, err)
 	get := func(srv *httptest.Server, ua string) (int, string) {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/orders", nil)
@@ -167,13 +172,24 @@ func TestQuickstartsShareSessions(t *testing.T) {
 	status, _ := get(a, chrome)
 	require.Equal(t, 200, status)
 
-	// B hears of the use through Redis pub/sub: poll against a deadline.
-	deadline := time.Now().Add(2 * time.Second)
-	status, got := get(b, firefox)
-	for status == 200 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-		status, got = get(b, firefox)
+	// B hears of the session's and the token's use through Redis (pub/sub,
+	// or a read back after a miss): wait for both, against a deadline. A
+	// request sent to B before then would be allowed and become the
+	// latest use B knows, as it would in production.
+	var claims struct{ JTI string }
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(payload, &claims))
+	known := func(kind, id string) bool {
+		_, ok := svcB.shared.Sessions().Lookup(kind, risk.SharedSessionKey(sub, id))
+		return ok
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !(known(risk.SessionKindSID, sid) && known(risk.SessionKindJTI, claims.JTI)) {
+		require.True(t, time.Now().Before(deadline), "B never learned A's use")
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for correctness
+	}
+	status, got := get(b, firefox)
 	assert.Equal(t, http.StatusForbidden, status)
 	assert.Contains(t, got, `"code":"token_theft"`)
 }
