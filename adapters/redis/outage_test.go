@@ -120,7 +120,7 @@ func TestRedisStoppedAndRestarted(t *testing.T) {
 	// A revocation published after recovery arrives.
 	kz := ssf.Key{Kind: ssf.KindSession, ID: "sz"}
 	require.NoError(t, y.Revocations().Update(kz, testNow, revoke("after")))
-	eventually(t, 100*time.Millisecond, "kz on x", func() bool { return blocked(x, kz) == "after" })
+	eventually(t, 2*time.Second, "kz on x", func() bool { return blocked(x, kz) == "after" })
 
 	// The DPoP proof y could not check is checked now; x's proof was
 	// recorded only locally during the outage.
