@@ -28,12 +28,14 @@
 // Over stdio, or any transport without HTTP, no request carries a
 // token: [Options.Token] gives one, as a host application that starts
 // a local MCP server hands it the user's or the agent's access token.
-// The engine verifies it on every tools/call and tools/list exactly as
-// a bearer token over HTTP (same keys, same identity validators, so a
-// revoked token is refused, and a DPoP-bound token too, since no proof
-// can come with it). Without it, and with token checks on, every call
-// is refused with token_missing. A request that came over HTTP never
-// uses [Options.Token].
+// The engine verifies it on every request (notifications aside):
+// tools/call as the tool's action, every other one, initialize
+// included, as [Options.Protocol], exactly as a bearer token over HTTP
+// (same keys, same identity validators, so a revoked token is refused,
+// and a DPoP-bound token too, since no proof can come with it).
+// Without it, and with token checks on, every request is refused with
+// token_missing, the handshake first. A request that came over HTTP
+// never uses [Options.Token].
 //
 // Answers to a tools/call that may not run, with their stable JSON-RPC
 // codes (the message names the decision's reason, never a rule or an
@@ -127,8 +129,9 @@ type Options struct {
 	// Token gives the access token of a request that did not come over
 	// HTTP (stdio, an in-memory transport), as a host that starts a
 	// local MCP server hands it the user's or the agent's token. It is
-	// called for every tools/call and tools/list, with the request's
-	// context, so the host may rotate the token; it must be safe for
+	// called for every request but notifications (initialize, tools,
+	// resources, prompts, ...), with the request's context, so the host
+	// may rotate the token; it must be safe for
 	// concurrent use. The engine verifies the token exactly as it does
 	// a bearer token over HTTP: the same keys, issuer, audience,
 	// lifetime and identity validators (revocation included). A token
@@ -136,8 +139,8 @@ type Options struct {
 	// proof can come with it. An error (a panic counts as one), or an
 	// empty token when the engine checks tokens, refuses the call with
 	// token_missing; an error refuses it even when the engine skips
-	// authentication, and since the engine never sees such a call, it
-	// is not audited.
+	// authentication, and since the engine never sees such a request,
+	// it is not audited.
 	// Surrounding white space is trimmed.
 	//
 	// A request that came over HTTP never uses Token: its own bearer

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -151,6 +152,12 @@ func FuzzPeek(f *testing.F) {
 // middleware, as over stdio: nothing passes the HTTP layer.
 func session(t *testing.T, a *Adapter) *sdk.ClientSession {
 	t.Helper()
+	return connect(t, testServer(a))
+}
+
+// testServer is a server with the tools of newAdapter behind a's
+// middleware.
+func testServer(a *Adapter) *sdk.Server {
 	s := sdk.NewServer(&sdk.Implementation{Name: "t", Version: "1"}, nil)
 	for _, name := range []string{"read", "drop", "spam", "pay"} {
 		sdk.AddTool(s, &sdk.Tool{Name: name}, func(ctx context.Context,
@@ -161,11 +168,20 @@ func session(t *testing.T, a *Adapter) *sdk.ClientSession {
 		})
 	}
 	a.Install(s)
-	return connect(t, s)
+	return s
 }
 
 // connect opens a client session with s over in-memory transports.
 func connect(t *testing.T, s *sdk.Server) *sdk.ClientSession {
+	t.Helper()
+	cs, err := dial(t, s)
+	require.NoError(t, err)
+	return cs
+}
+
+// dial is connect that returns the client's error: the server's
+// answer to initialize.
+func dial(t *testing.T, s *sdk.Server) (*sdk.ClientSession, error) {
 	t.Helper()
 	st, ct := sdk.NewInMemoryTransports()
 	ctx := context.Background()
@@ -173,9 +189,11 @@ func connect(t *testing.T, s *sdk.Server) *sdk.ClientSession {
 	require.NoError(t, err)
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).
 		Connect(ctx, ct, nil)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	t.Cleanup(func() { cs.Close() })
-	return cs
+	return cs, nil
 }
 
 func TestMiddlewareWithoutHTTP(t *testing.T) {
@@ -297,11 +315,12 @@ func TestHostTokenFailureRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cs := session(t, newAdapter(t, Options{Token: tt.token}))
-			_, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "read"})
-			assert.EqualError(t, err, `calling "tools/call": runtimeid: blocked: token_missing`)
-			_, err = cs.ListTools(context.Background(), nil)
-			assert.EqualError(t, err, `calling "tools/list": runtimeid: blocked: token_missing`)
+			// Without a token not even initialize is answered.
+			_, err := dial(t, testServer(newAdapter(t, Options{Token: tt.token})))
+			var re *jsonrpc.Error
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, int64(CodeBlocked), re.Code)
+			assert.Equal(t, "runtimeid: blocked: token_missing", re.Message)
 		})
 	}
 }

@@ -29,26 +29,29 @@ func (a *Adapter) Install(s *sdk.Server) { s.AddReceivingMiddleware(a.Middleware
 // challenge cannot be an HTTP 401. Allowed calls reach the tool
 // handler with the evaluation and [Options.UsageRecorder] in ctx.
 //
-// A tools/list that did not come over HTTP is evaluated as
-// [Options.Protocol] with the token of [Options.Token], as
-// [Adapter.Handler] evaluates every HTTP request: a refused listing
-// gets the JSON-RPC error, an allowed one is filtered for its
-// identity.
-//
-// TODO: over other transports than HTTP, only tools/call and
-// tools/list are evaluated; initialize, resources, prompts and the
-// rest reach the SDK unchecked, where over HTTP each is evaluated as
-// [Options.Protocol].
+// Every other request that did not come over HTTP (initialize, ping,
+// resources, prompts, ...) is evaluated as [Options.Protocol] with the
+// token of [Options.Token], as [Adapter.Handler] evaluates every HTTP
+// request: a refused one gets the JSON-RPC error, so a server over
+// stdio whose host gives no valid token cannot even be initialized. A
+// tools/list is evaluated so too, and an allowed listing is filtered
+// for its identity. Notifications pass: they cannot be answered.
 func (a *Adapter) Middleware() sdk.Middleware {
 	return func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-			switch method {
-			case "tools/call":
+			switch {
+			case method == "tools/call":
 				return a.callTool(ctx, next, method, req)
-			case "tools/list":
+			case method == "tools/list":
 				return a.listTools(ctx, next, method, req)
+			case strings.HasPrefix(method, "notifications/"), httpHeader(req) != nil:
+				return next(ctx, method, req)
 			}
-			return next(ctx, method, req)
+			ev := a.evaluateAction(ctx, req, a.protocolAction())
+			if !allowed(ev) {
+				return nil, a.refusal(ev).err
+			}
+			return next(runtimeid.NewContext(ctx, ev), method, req)
 		}
 	}
 }

@@ -99,7 +99,8 @@ type stdioServer struct {
 	host    *hostToken
 	clock   *clock
 	revoked *revoked
-	cs      *sdk.ClientSession
+	srv     *sdk.Server
+	cs      *sdk.ClientSession // after open
 }
 
 // newStdioServer verifies ES256 tokens of dpopIssuer for "mcp", with
@@ -128,12 +129,23 @@ func newStdioServer(t *testing.T, dpop bool) *stdioServer {
 		Tools: map[string]mcp.Tool{"whoami": {}, "admin": {}}, Token: s.host.get})
 	require.NoError(t, err)
 
-	srv := sdk.NewServer(&sdk.Implementation{Name: "t", Version: "1"}, nil)
-	sdk.AddTool(srv, &sdk.Tool{Name: "whoami"}, whoami)
-	sdk.AddTool(srv, &sdk.Tool{Name: "admin"}, whoami)
-	a.Install(srv)
-	s.cs = mcp.Connect(t, srv)
+	s.srv = sdk.NewServer(&sdk.Implementation{Name: "t", Version: "1"}, nil)
+	sdk.AddTool(s.srv, &sdk.Tool{Name: "whoami"}, whoami)
+	sdk.AddTool(s.srv, &sdk.Tool{Name: "admin"}, whoami)
+	a.Install(s.srv)
 	return s
+}
+
+// open connects a client, as a host does once it has set the token;
+// initialize is evaluated like any request, so it may be refused.
+func (s *stdioServer) open(t *testing.T) *jsonrpc.Error {
+	t.Helper()
+	cs, err := mcp.Dial(t, s.srv)
+	if err != nil {
+		return rpcError(t, err)
+	}
+	s.cs = cs
+	return nil
 }
 
 // mint signs a token for sub with the server's issuer key.
@@ -243,21 +255,25 @@ func TestStdioToken(t *testing.T) {
 			s := newStdioServer(t, tt.dpop)
 			s.host.set(tt.token(s), tt.err)
 
+			// A token refused for itself refuses the handshake already
+			// (the SDK's client tries server/discover, then initialize).
+			rpcErr := s.open(t)
+			if tt.names == nil {
+				assert.Equal(t, tt.want, rpcErr)
+				assert.Positive(t, s.host.count())
+				return
+			}
+			require.Nil(t, rpcErr)
+			asked := s.host.count()
 			text, rpcErr := s.call(t, tt.tool)
 			assert.Equal(t, tt.text, text)
 			assert.Equal(t, tt.want, rpcErr)
 
-			// tools/list: the same identity, or the same refusal,
-			// except where only the tool's policy refused.
+			// tools/list: the same identity.
 			names, rpcErr := s.list(t)
-			if tt.names != nil {
-				assert.Equal(t, tt.names, names)
-				assert.Nil(t, rpcErr)
-			} else {
-				assert.Nil(t, names)
-				assert.Equal(t, tt.want, rpcErr)
-			}
-			assert.Equal(t, 2, s.host.count())
+			assert.Equal(t, tt.names, names)
+			assert.Nil(t, rpcErr)
+			assert.Equal(t, asked+2, s.host.count()) // asked again for each
 		})
 	}
 }
@@ -267,14 +283,18 @@ func TestStdioToken(t *testing.T) {
 func TestStdioTokenExpiresBetweenCalls(t *testing.T) {
 	s := newStdioServer(t, false)
 	s.host.set(s.mint(t, "alice", nil), nil)
+	require.Nil(t, s.open(t))
 	text, rpcErr := s.call(t, "whoami")
 	require.Nil(t, rpcErr)
 	assert.Equal(t, "  alice", text)
 
-	// An hour, and the default clock skew of a minute, later.
+	// An hour, and the default clock skew of a minute, later, a call
+	// and any other request (ping, resources, prompts) are refused.
 	s.clock.add(time.Hour + runtimeid.DefaultClockSkew + time.Second)
 	_, rpcErr = s.call(t, "whoami")
 	assert.Equal(t, refused(runtimeid.CodeTokenExpired), rpcErr)
+	assert.Equal(t, refused(runtimeid.CodeTokenExpired),
+		rpcError(t, s.cs.Ping(context.Background(), nil)))
 
 	s.host.set(s.mint(t, "alice", map[string]any{
 		jwt.IssuedAtKey: s.clock.now(), jwt.ExpirationKey: s.clock.now().Add(time.Hour)}),
@@ -282,6 +302,7 @@ func TestStdioTokenExpiresBetweenCalls(t *testing.T) {
 	text, rpcErr = s.call(t, "whoami")
 	require.Nil(t, rpcErr)
 	assert.Equal(t, "  alice", text)
+	assert.NoError(t, s.cs.Ping(context.Background(), nil))
 }
 
 // TestStdioTokenRevokedBetweenCalls: a revocation refuses a token that
@@ -289,6 +310,7 @@ func TestStdioTokenExpiresBetweenCalls(t *testing.T) {
 func TestStdioTokenRevokedBetweenCalls(t *testing.T) {
 	s := newStdioServer(t, false)
 	s.host.set(s.mint(t, "alice", nil), nil)
+	require.Nil(t, s.open(t))
 	_, rpcErr := s.call(t, "whoami")
 	require.Nil(t, rpcErr)
 

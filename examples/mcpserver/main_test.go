@@ -54,7 +54,9 @@ func TestMCPNeedsAToken(t *testing.T) {
 
 // startStdio runs the server with args on pipes, RUNTIMEID_TOKEN set
 // to token, and connects a client to it, as a host application would.
-func startStdio(t *testing.T, args []string, token string) *sdk.ClientSession {
+// The error is the server's answer to the handshake, which is evaluated
+// like every request.
+func startStdio(t *testing.T, args []string, token string) (*sdk.ClientSession, error) {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -72,12 +74,16 @@ func startStdio(t *testing.T, args []string, token string) *sdk.ClientSession {
 	ct := &sdk.IOTransport{Reader: outR, Writer: inW}
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "host", Version: "1"}, nil).
 		Connect(context.Background(), ct, nil)
-	require.NoError(t, err)
+	if err != nil {
+		inW.Close() // the server sees its input end
+		<-done
+		return nil, err
+	}
 	t.Cleanup(func() {
 		cs.Close()
 		assert.NoError(t, <-done)
 	})
-	return cs
+	return cs, nil
 }
 
 func TestStdio(t *testing.T) {
@@ -102,15 +108,17 @@ func TestStdio(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cs := startStdio(t, []string{"-stdio", "-jwks", jwks}, tt.token)
-			res, err := cs.CallTool(context.Background(),
-				&sdk.CallToolParams{Name: "list_orders"})
+			cs, err := startStdio(t, []string{"-stdio", "-jwks", jwks}, tt.token)
 			if tt.want != nil {
+				// Without a token not even the handshake is answered.
 				var got *jsonrpc.Error
 				require.ErrorAs(t, err, &got)
 				assert.Equal(t, tt.want, got)
 				return
 			}
+			require.NoError(t, err)
+			res, err := cs.CallTool(context.Background(),
+				&sdk.CallToolParams{Name: "list_orders"})
 			require.NoError(t, err)
 			page := res.StructuredContent.(map[string]any)
 			assert.Equal(t, tt.subject, page["subject"])
