@@ -324,3 +324,23 @@ func TestHostTokenFailureRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestMiddlewareUnknownCallParams: a tools/call whose params are not
+// the SDK's raw call params (another middleware rewrote the request)
+// is refused, never passed on unevaluated.
+func TestMiddlewareUnknownCallParams(t *testing.T) {
+	a := newAdapter(t, Options{})
+	reached := false
+	next := func(context.Context, string, sdk.Request) (sdk.Result, error) {
+		reached = true
+		return &sdk.CallToolResult{}, nil
+	}
+	req := &sdk.ServerRequest[*sdk.CallToolParams]{
+		Params: &sdk.CallToolParams{Name: "drop"}}
+	res, err := a.Middleware()(next)(context.Background(), "tools/call", req)
+	assert.False(t, reached, "the tool ran unevaluated")
+	assert.Nil(t, res)
+	var re *jsonrpc.Error
+	require.ErrorAs(t, err, &re)
+	assert.EqualValues(t, CodeBlocked, re.Code)
+}

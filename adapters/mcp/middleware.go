@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -60,7 +61,11 @@ func (a *Adapter) callTool(ctx context.Context, next sdk.MethodHandler,
 	method string, req sdk.Request) (sdk.Result, error) {
 	p, ok := req.GetParams().(*sdk.CallToolParamsRaw)
 	if !ok {
-		return next(ctx, method, req)
+		// Params the SDK does not give (another middleware rewrote
+		// the request) name no tool to evaluate: never pass them on.
+		return nil, a.refuse(ctx, &runtimeid.Evaluation{Err: errParams,
+			Decision: runtimeid.Decision{Outcome: runtimeid.Block,
+				Reason: runtimeid.CodeEvaluationError}}).err
 	}
 	act := a.action(p.Name)
 	ev, tool := fromRequest(req)
@@ -89,6 +94,8 @@ type mismatchError struct{}
 func (mismatchError) Error() string { return "mcp: evaluation is for another call" }
 
 var errMismatch error = mismatchError{}
+
+var errParams = errors.New("mcp: tools/call params of an unknown type")
 
 // fromRequest returns the evaluation [Adapter.Handler] made for req,
 // and the tool it evaluated a call of.

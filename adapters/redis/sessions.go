@@ -153,6 +153,10 @@ func (ss *sessions) receive(items []item) {
 
 // installAll installs the encoded use data[i] of each keys[i], unless
 // it is empty, unreadable or older than SessionTTL.
+//
+// A use stamped after now (a peer's fast clock, another writer) is
+// installed as of now: kept with its own time, it would stay the
+// latest use, never expire, and hide every use recorded after it.
 func (ss *sessions) installAll(keys []string, data [][]byte) {
 	now := ss.s.opts.Now()
 	uses := make([]risk.SessionUse, len(data))
@@ -160,6 +164,9 @@ func (ss *sessions) installAll(keys []string, data [][]byte) {
 	for i, d := range data {
 		ok[i] = len(d) > 0 && json.Unmarshal(d, &uses[i]) == nil &&
 			!ss.expired(uses[i], now)
+		if uses[i].Time.After(now) {
+			uses[i].Time = now
+		}
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()

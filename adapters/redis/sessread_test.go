@@ -405,7 +405,8 @@ func TestSessionsRereadAfterResubscribe(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := t.Context()
 	c := newClient(t, srv.addr)
-	late := newStore(t, newClient(t, srv.addr), prefix, withClock)
+	now, clk := movableClock()
+	late := newStore(t, newClient(t, srv.addr), prefix, func(o *Options) { o.Now = clk })
 	old := risk.SessionUse{Time: testNow, IP: netip.MustParseAddr("192.0.2.1"),
 		Device: 7, HasDevice: true}
 	late.Sessions().Record(risk.SessionKindSID, "s", old)
@@ -420,6 +421,7 @@ func TestSessionsRereadAfterResubscribe(t *testing.T) {
 	data, err := json.Marshal(newer)
 	require.NoError(t, err)
 	require.NoError(t, c.Set(ctx, prefix+"s:sid:s", data, time.Hour).Err())
+	now.Add(int64(time.Minute)) // the newer use is not from the future
 	got, _ := late.Sessions().Lookup(risk.SessionKindSID, "s")
 	require.Equal(t, old, got, "nothing was published")
 
@@ -434,4 +436,31 @@ func TestSessionsRereadAfterResubscribe(t *testing.T) {
 	})
 	got, _ = late.Sessions().Lookup(risk.SessionKindSID, "s")
 	assert.Equal(t, newer, got)
+}
+
+// TestSessionsFutureUse: a use stamped in the future, as a peer with a
+// fast clock or another writer may store it, is cached as of now, so
+// that the uses recorded after it replace it. Kept with its own time,
+// it stayed the latest use and hid every later one.
+func TestSessionsFutureUse(t *testing.T) {
+	addr := redisAddr(t)
+	prefix := testPrefix(t)
+	c := newClient(t, addr)
+	now, clk := movableClock()
+	s := newStore(t, c, prefix, func(o *Options) { o.Now = clk })
+	future := risk.SessionUse{Time: testNow.Add(365 * 24 * time.Hour),
+		Device: 1, HasDevice: true}
+	require.NoError(t, c.Set(t.Context(), prefix+"s:sid:k",
+		encodeUse(t, future), time.Minute).Err())
+	require.NoError(t, s.sessions.readBack(t.Context(), []string{"sid:k"}))
+	got, ok := s.Sessions().Lookup(risk.SessionKindSID, "k")
+	require.True(t, ok)
+	assert.Equal(t, testNow, got.Time, "cached as of now")
+
+	now.Add(int64(time.Second))
+	later := risk.SessionUse{Time: testNow.Add(time.Second), Device: 2, HasDevice: true}
+	s.Sessions().Record(risk.SessionKindSID, "k", later)
+	got, ok = s.Sessions().Lookup(risk.SessionKindSID, "k")
+	require.True(t, ok)
+	assert.Equal(t, later, got)
 }

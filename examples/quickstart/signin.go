@@ -112,6 +112,12 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "quickstart: cross-site sign-in refused", http.StatusForbidden)
 		return
 	}
+	// A proxy or tunnel to the loopback listener lets any remote
+	// client in, with any Host and Origin it writes.
+	if proxied(r) {
+		http.Error(w, "quickstart: proxied sign-in refused", http.StatusForbidden)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, signInMaxBody)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "quickstart: unreadable sign-in form", http.StatusBadRequest)
@@ -154,6 +160,21 @@ func (si *signIn) serveNext(w http.ResponseWriter, r *http.Request) {
 	}
 	si.render(w, http.StatusOK, "next", map[string]any{
 		"User": user, "Age": age, "Fresh": age.age == 0,
+	})
+}
+
+// proxyHeaders are set by proxies and tunnels (nginx, ngrok,
+// cloudflared), never by a browser.
+var proxyHeaders = []string{"Forwarded", "X-Forwarded-For",
+	"X-Forwarded-Host", "X-Real-Ip"}
+
+// proxied reports a request that names a proxy it came through.
+//
+// BUG: a plain TCP tunnel (ssh -R, socat) adds no header: a sign-in
+// through it looks local, and anyone reaching the tunnel can sign in.
+func proxied(r *http.Request) bool {
+	return slices.ContainsFunc(proxyHeaders, func(h string) bool {
+		return len(r.Header.Values(h)) > 0
 	})
 }
 

@@ -359,3 +359,27 @@ func TestSignInMounted(t *testing.T) {
 		assert.Equal(t, tt.status, w.Code, "%v", tt.args)
 	}
 }
+
+// TestSignInProxied: a sign-in that came through a proxy or tunnel
+// (ngrok, cloudflared, nginx) to the loopback listener is refused,
+// whatever Host and Origin the remote client wrote: the page hands out
+// tokens for anyone, and loopback was its only guard.
+func TestSignInProxied(t *testing.T) {
+	s := startSignIn(t)
+	good := url.Values{"user": {"alice"}, "login": {"fresh"}}
+	for _, h := range []string{"Forwarded", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Real-Ip"} {
+		t.Run(h, func(t *testing.T) {
+			req, err := http.NewRequest("POST", s.base+"/signin",
+				strings.NewReader(good.Encode()))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", s.base)
+			req.Header.Set(h, "203.0.113.9")
+			resp, body := call(t, browser(t), req)
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			assert.Equal(t, "quickstart: proxied sign-in refused\n", body)
+			assert.Empty(t, resp.Header.Values("Set-Cookie"))
+		})
+	}
+}
