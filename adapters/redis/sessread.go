@@ -119,6 +119,9 @@ func (ss *sessions) readLoop(ctx context.Context) {
 	}
 }
 
+// maxSessionUse is the most bytes of a stored session use read back.
+const maxSessionUse = 4096
+
 // readBack reads some keys in one pipeline and caches the uses found.
 func (ss *sessions) readBack(ctx context.Context, keys []string) error {
 	ctx, cancel := context.WithTimeout(ctx, ss.s.opts.Timeout)
@@ -126,12 +129,16 @@ func (ss *sessions) readBack(ctx context.Context, keys []string) error {
 	cmds := make([]*redis.StringCmd, len(keys))
 	_, err := ss.s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			cmds[i] = p.Get(ctx, ss.s.key("s", k))
+			// A use is a few hundred bytes: a larger value, written by
+			// something else, is read only in part and fails to parse.
+			cmds[i] = p.GetRange(ctx, ss.s.key("s", k), 0, maxSessionUse-1)
 		}
 		return nil
 	})
-	// A key Redis does not hold fails its command with redis.Nil.
-	if err != nil && !errors.Is(err, redis.Nil) {
+	// A reply error (a key of another type, written by something
+	// else) fails that key only: its data is empty and ignored.
+	var reply redis.Error
+	if err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
 		return fmt.Errorf("redisstore: read session uses: %w", err)
 	}
 	data := make([][]byte, len(cmds))

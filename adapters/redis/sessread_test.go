@@ -68,7 +68,7 @@ func (h *readHook) count(cmds []redis.Cmder) bool {
 	any := false
 	for _, c := range cmds {
 		k, ok := c.Args()[1].(string)
-		if c.Name() == "get" && ok && strings.HasPrefix(k, h.prefix) {
+		if c.Name() == "getrange" && ok && strings.HasPrefix(k, h.prefix) {
 			h.gets[strings.TrimPrefix(k, h.prefix)]++
 			any = true
 		}
@@ -463,4 +463,30 @@ func TestSessionsFutureUse(t *testing.T) {
 	got, ok = s.Sessions().Lookup(risk.SessionKindSID, "k")
 	require.True(t, ok)
 	assert.Equal(t, later, got)
+}
+
+// TestSessionsReadBackForeignValues: a huge value or a key of another
+// type, written by something else, is ignored without failing the
+// other keys read in the same pipeline.
+func TestSessionsReadBackForeignValues(t *testing.T) {
+	addr := redisAddr(t)
+	prefix := testPrefix(t)
+	c := newClient(t, addr)
+	s := newStore(t, c, prefix, withClock)
+	use := risk.SessionUse{Time: testNow, Device: 3, HasDevice: true}
+	ctx := t.Context()
+	require.NoError(t, c.Set(ctx, prefix+"s:sid:good", encodeUse(t, use), time.Minute).Err())
+	huge := `{"time":"` + strings.Repeat("9", 1<<20) + `"}`
+	require.NoError(t, c.Set(ctx, prefix+"s:sid:huge", huge, time.Minute).Err())
+	require.NoError(t, c.HSet(ctx, prefix+"s:sid:hash", "f", "v").Err())
+	t.Cleanup(func() { c.Del(context.Background(), prefix+"s:sid:hash") })
+
+	require.NoError(t, s.sessions.readBack(ctx, []string{"sid:huge", "sid:hash", "sid:good"}))
+	got, ok := s.Sessions().Lookup(risk.SessionKindSID, "good")
+	require.True(t, ok)
+	assert.Equal(t, use, got)
+	for _, k := range []string{"huge", "hash"} {
+		_, ok := s.Sessions().Lookup(risk.SessionKindSID, k)
+		assert.False(t, ok, k)
+	}
 }
