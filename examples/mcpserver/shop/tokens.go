@@ -1,15 +1,14 @@
 package shop
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/runtimeid/runtimeid/internal/conformance/demo"
 )
 
 // Issuer plays the identity provider of the examples: it holds a fresh
@@ -23,26 +22,8 @@ type Issuer struct {
 
 // NewIssuer makes a key.
 func NewIssuer(iss, aud string) (*Issuer, error) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, set, err := demo.SigningKey("shop-1")
 	if err != nil {
-		return nil, err
-	}
-	key, err := jwk.FromRaw(priv)
-	if err != nil {
-		return nil, err
-	}
-	if err := key.Set(jwk.KeyIDKey, "shop-1"); err != nil {
-		return nil, err
-	}
-	if err := key.Set(jwk.AlgorithmKey, jwa.ES256); err != nil {
-		return nil, err
-	}
-	pub, err := key.PublicKey()
-	if err != nil {
-		return nil, err
-	}
-	set := jwk.NewSet()
-	if err := set.AddKey(pub); err != nil {
 		return nil, err
 	}
 	return &Issuer{Issuer: iss, Audience: aud, Public: set, key: key}, nil

@@ -32,29 +32,40 @@ type Issuer struct {
 
 // NewIssuer makes a fresh P-256 key.
 func NewIssuer() (*Issuer, error) {
+	key, set, err := SigningKey("demo-1")
+	if err != nil {
+		return nil, err
+	}
+	return &Issuer{key: key, Public: set}, nil
+}
+
+// SigningKey makes a fresh P-256 key pinned to ES256 with the key id
+// kid, and the key set of its public half, for an example that plays
+// the identity provider.
+func SigningKey(kid string) (jwk.Key, jwk.Set, error) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
 	key, err := jwk.FromRaw(priv)
 	if err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
-	if err := key.Set(jwk.KeyIDKey, "demo-1"); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
+	if err := key.Set(jwk.KeyIDKey, kid); err != nil {
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
 	if err := key.Set(jwk.AlgorithmKey, jwa.ES256); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
 	pub, err := key.PublicKey()
 	if err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
 	set := jwk.NewSet()
 	if err := set.AddKey(pub); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
+		return nil, nil, fmt.Errorf("demo: %w", err)
 	}
-	return &Issuer{key: key, Public: set}, nil
+	return key, set, nil
 }
 
 // Grant describes a token to mint.
